@@ -56,9 +56,15 @@ typedef enum VdpReasmEvent {
     VDP_REASM_FATAL,          /* chunk framing is broken; feed() returns an error until reset */
 } VdpReasmEvent;
 
+/* Callbacks run from inside vdp_reasm_feed(). They may call
+ * vdp_reasm_reset_port() (any port) and vdp_reasm_reset(); after a
+ * vdp_reasm_reset() from a callback, feed() returns at once and the rest of
+ * its input is discarded. They must not call vdp_reasm_feed() or
+ * vdp_reasm_free(). Messages failing vdp_msg_check_route(cfg->dir, ...)
+ * are dropped like unknown types. */
 typedef struct VdpReasmCallbacks {
     /* A complete message (payload len == hdr->size). data is valid only
-     * during the call. Required. */
+     * during the call and never NULL, also when len is 0. Required. */
     void (*message)(void *user, uint32_t port, const VdpMsgHeader *hdr,
                     const uint8_t *data, size_t len);
     /* A streamed message begins: head holds its first head_len bytes
@@ -102,16 +108,22 @@ void vdp_reasm_free(VdpReasm *r);
 VdpResult vdp_reasm_feed(VdpReasm *r, const uint8_t *data, size_t len, VdpError *err);
 
 /* Drop the partial message of one port (CLIENT_DISCONNECTED resets port 1),
- * aborting a stream in progress. Chunk framing state is kept. */
+ * aborting a stream in progress. Chunk framing state is kept: the port's
+ * next byte, even within the current chunk, starts a message header. */
 void vdp_reasm_reset_port(VdpReasm *r, uint32_t port);
 
-/* Forget everything (new connection). */
+/* Forget everything (new connection), aborting streams; stats are kept.
+ * vdp_reasm_free() calls no callbacks. */
 void vdp_reasm_reset(VdpReasm *r);
 
-/* Bytes currently held by the reassembler (buffered partial messages). */
+/* Bytes currently held by the reassembler: partial chunk and message
+ * headers, stream heads, and the whole allocation of a message being
+ * buffered. */
 size_t vdp_reasm_buffered(const VdpReasm *r);
 
-/* Statistics for status output and tests. */
+/* Statistics for status output and tests: valid chunks read, messages
+ * delivered through message(), streams completed, messages dropped, and
+ * chunk-stream bytes consumed (headers included). */
 typedef struct VdpReasmStats {
     uint64_t chunks, messages, streamed, dropped, bytes;
 } VdpReasmStats;
