@@ -58,7 +58,18 @@ typedef struct VdpStreamConfig {
 #define VDP_STREAM_READ_SIZE_DEFAULT (64u * 1024u)
 #define VDP_STREAM_HIGH_WATERMARK_DEFAULT (1024u * 1024u)
 
-/* Wrap fd (made non-blocking and close-on-exec; owned from now on). */
+/* Descriptors one vdp_stream_write() may carry, and one read may receive
+ * (a peer sending more with one message fails the stream: the kernel
+ * truncates the control data). The IPC needs VDP_IPC_MAX_FDS (4). */
+#define VDP_STREAM_MAX_FDS 16u
+/* Descriptors queued for sending at once; above it writes get
+ * VDP_ERR_BUSY. Bounds the queue's bookkeeping like queue_limit does. */
+#define VDP_STREAM_MAX_QUEUED_FDS 64u
+
+/* Wrap fd (made non-blocking and close-on-exec; owned from now on).
+ * Returns NULL (fd closed) on invalid arguments: required callbacks
+ * missing, low > high watermark, queue_limit < high, pass_fds on a
+ * descriptor that is not a socket. */
 VdpStream *vdp_stream_new(GMainContext *ctx, int fd, const VdpStreamConfig *cfg,
                           const VdpStreamCallbacks *cb, void *user);
 
@@ -69,7 +80,10 @@ void vdp_stream_free(VdpStream *s);
  * after they were sent or when the stream goes away). The fds go with the
  * first byte of data, so len must be > 0 when nfds > 0.
  * VDP_ERR_BUSY: above queue_limit, nothing queued, fds still the caller's.
- * VDP_ERR_CLOSED: stream already closed, fds still the caller's. */
+ * VDP_ERR_CLOSED: stream already closed, fds still the caller's.
+ * VDP_ERR_TOO_LARGE: len above queue_limit (can never fit) or nfds above
+ * VDP_STREAM_MAX_FDS; VDP_ERR_RANGE: fds without pass_fds or without data;
+ * VDP_ERR_IO: the descriptor is not open for writing. Nothing is taken. */
 VdpResult vdp_stream_write(VdpStream *s, const void *data, size_t len,
                            const int *fds, unsigned nfds);
 

@@ -126,7 +126,7 @@ typedef struct VdpIpcDecoder VdpIpcDecoder;
 /* A complete frame. payload is valid during the call only. The callee owns
  * fds (nfds of them) and must close or keep them. Return false to stop
  * decoding (e.g. the connection is being closed); the remaining input stays
- * unconsumed. */
+ * unconsumed. A callback returning false may free the decoder. */
 typedef bool (*VdpIpcFrameFunc)(void *user, const VdpIpcHeader *hdr,
                                 const uint8_t *payload, int *fds, unsigned nfds);
 
@@ -141,7 +141,13 @@ VdpResult vdp_ipc_decoder_push_fds(VdpIpcDecoder *d, const int *fds, unsigned n,
 /* Feed received bytes; complete frames are delivered in order. Returns
  * VDP_OK, or an error (invalid header, frame wanting more fds than were
  * received with it): the connection must be closed. *consumed tells how
- * much input was used (all of it unless the callback returned false). */
+ * much input was used (all of it unless the callback returned false).
+ *
+ * The fd rule: push the fds of a read before feeding its bytes. A frame
+ * claims its nfds from the front of the queue when its 12-byte header is
+ * complete; fewer queued then is VDP_ERR_FRAMING. (The kernel hands fds
+ * out with the read holding the first byte of the sendmsg they rode on,
+ * never later, so an honest peer's fds are always queued by then.) */
 VdpResult vdp_ipc_decoder_feed(VdpIpcDecoder *d, const uint8_t *data, size_t len,
                                size_t *consumed, VdpError *err);
 
