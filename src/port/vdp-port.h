@@ -12,12 +12,12 @@
  *    one is active.
  *
  * Lifecycle: vdp_port_start() opens asynchronously. OPEN is reported when
- * a peer is there; a hang-up or EOF reports CLOSED (with the reason) and,
- * unless reconnect is off, the port reopens after a back-off that starts at
- * reconnect_min_ms and doubles up to reconnect_max_ms, reset once traffic
- * flows. The virtio open race (EOF right after open while the host side is
- * not ready) goes through the same back-off, logged once, never a spin and
- * never a sleep on the loop.
+ * a peer is there; a hang-up or EOF reports WAITING (with the reason) and
+ * the port reopens after a back-off that starts at reconnect_min_ms and
+ * doubles up to reconnect_max_ms, reset once traffic flows (STOPPED
+ * instead with no_reconnect). The virtio open race (EOF right after open
+ * while the host side is not ready) goes through the same back-off, logged
+ * once, never a spin and never a sleep on the loop.
  *
  * Reading feeds a VdpReasm; its callbacks are forwarded (see vdp-chunk.h).
  * Writing: whole messages (vdp_port_send) or streamed ones
@@ -83,24 +83,32 @@ typedef struct VdpPortConfig {
     size_t (*max_payload)(void *user, uint32_t type);  /* NULL = vdp_msg_max_payload */
     const VdpLayout *layout;     /* for stream heads; may change while running */
     size_t high_watermark, low_watermark, queue_limit;  /* 0 = VdpStream defaults */
-    bool no_reconnect;           /* report CLOSED and stay stopped */
+    bool no_reconnect;           /* report STOPPED and stay stopped */
     unsigned reconnect_min_ms;   /* 0 = 10 */
     unsigned reconnect_max_ms;   /* 0 = 2000 */
 } VdpPortConfig;
 
+/* NULL on an invalid configuration (no message callback, only some of the
+ * three stream callbacks, chunk_size below the 20-byte message header,
+ * low > high watermark, queue_limit < high, min back-off > max). */
 VdpPort *vdp_port_new(GMainContext *ctx, const VdpPortConfig *cfg,
                       const VdpPortCallbacks *cb, void *user);
+/* Safe inside the port's own callbacks (memory released on return). */
 void vdp_port_free(VdpPort *p);
 
-/* Begin opening/listening (asynchronous; errors go to the back-off). */
+/* Begin opening/listening (asynchronous; errors go to the back-off).
+ * CONNECT reports OPEN once the first byte arrives or the connection
+ * survived a short settle time (50 ms) without end of file. */
 void vdp_port_start(VdpPort *p);
-/* Close the connection (and listener) and stay stopped. No callbacks. */
+/* Close the connection (and listener) and stay stopped. No callbacks.
+ * Safe inside the port's own callbacks. */
 void vdp_port_stop(VdpPort *p);
 
 VdpPortState vdp_port_get_state(const VdpPort *p);
 const char *vdp_port_state_name(VdpPortState s);
 
-/* Send one whole message (header is built here; opaque = 0). */
+/* Send one whole message (header is built here; opaque = 0).
+ * VDP_ERR_TOO_LARGE: framed, it exceeds queue_limit (stream it instead). */
 VdpResult vdp_port_send(VdpPort *p, uint32_t chunk_port, uint32_t type,
                         const uint8_t *payload, size_t len);
 /* Encode and send a VdpMsg on its natural chunk port. */
@@ -109,7 +117,9 @@ VdpResult vdp_port_send_msg(VdpPort *p, const VdpMsg *msg, const VdpLayout *layo
 /* Streamed send: announce total payload size, then exactly that many bytes
  * in any number of send_data calls. send_data accepts less than offered
  * when the queue is near its limit: *accepted tells how much was taken;
- * resume after write_ready. */
+ * resume after write_ready. send_begin: VDP_ERR_BUSY while a stream or
+ * messages waiting behind one are still on that chunk port. Messages
+ * waiting behind a stream take at most half of queue_limit. */
 VdpResult vdp_port_send_begin(VdpPort *p, uint32_t chunk_port, uint32_t type, size_t total);
 VdpResult vdp_port_send_data(VdpPort *p, uint32_t chunk_port, const uint8_t *data,
                              size_t len, size_t *accepted);
@@ -128,6 +138,9 @@ bool vdp_port_write_blocked(const VdpPort *p);
 /* Teardown helper: write out what is queued within timeout_ms (poll). */
 VdpResult vdp_port_flush_sync(VdpPort *p, int timeout_ms);
 
+/* stream: summed over all connections; opens: connections reported OPEN;
+ * reconnects: open/connect/listen attempts after the first one;
+ * refused_peers: LISTEN connections closed because one was active. */
 typedef struct VdpPortStats {
     VdpStreamStats stream;
     VdpReasmStats reasm;
