@@ -1,0 +1,37 @@
+#!/bin/bash
+# Install what building and testing vdagent needs on Debian 12.
+# Runs apt-get update first (a fresh machine has no package lists).
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    autoconf automake make gcc pkg-config python3
+    # libraries
+    libglib2.0-dev libspice-protocol-dev libsystemd-dev libjson-c-dev
+    libx11-dev libxfixes-dev libxrandr-dev libxtst-dev
+    # tests
+    libcmocka-dev
+    # libFuzzer target
+    clang libclang-rt-14-dev
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: all ${#PACKAGES[@]} packages already installed"
+    exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"
