@@ -697,6 +697,15 @@ static bool resolve_config(VdpStreamConfig *c, const VdpStreamConfig *in)
            c->queue_limit >= c->high_watermark;
 }
 
+/* Give up on a descriptor: close it and return NULL with errno = errnum
+ * (close() must not clobber the reason the caller will report). */
+static VdpStream *new_failed(int fd, int errnum)
+{
+    close(fd);
+    errno = errnum;
+    return NULL;
+}
+
 VdpStream *vdp_stream_new(GMainContext *ctx, int fd, const VdpStreamConfig *cfg,
                           const VdpStreamCallbacks *cb, void *user)
 {
@@ -719,33 +728,22 @@ VdpStream *vdp_stream_new(GMainContext *ctx, int fd, const VdpStreamConfig *cfg,
         close(fd);
         return NULL;
     }
+    /* Runtime failures below are not programming errors: no g_critical,
+     * errno tells the caller why. */
     int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fstat(fd, &st) < 0) {
-        g_critical("vdp_stream_new: descriptor %d: %s", fd, g_strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    if (c.pass_fds && !S_ISSOCK(st.st_mode)) {
-        g_critical("vdp_stream_new: pass_fds needs a socket, descriptor %d is not one", fd);
-        close(fd);
-        return NULL;
-    }
-    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-        g_critical("vdp_stream_new: cannot make descriptor %d non-blocking: %s",
-                   fd, g_strerror(errno));
-        close(fd);
-        return NULL;
-    }
+    if (fl < 0 || fstat(fd, &st) < 0)
+        return new_failed(fd, errno);
+    if (c.pass_fds && !S_ISSOCK(st.st_mode))
+        return new_failed(fd, ENOTSOCK);
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return new_failed(fd, errno);
     int fdfl = fcntl(fd, F_GETFD);
     if (fdfl >= 0 && !(fdfl & FD_CLOEXEC))
         fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC);
 
     uint8_t *rbuf = g_try_malloc(c.read_size);
-    if (!rbuf) {
-        g_critical("vdp_stream_new: no memory for a read buffer of %zu bytes", c.read_size);
-        close(fd);
-        return NULL;
-    }
+    if (!rbuf)
+        return new_failed(fd, ENOMEM);
 
     VdpStream *s = g_new0(VdpStream, 1);
     s->ctx = ctx ? g_main_context_ref(ctx) : NULL;

@@ -67,9 +67,10 @@ typedef struct VdpStreamConfig {
 #define VDP_STREAM_MAX_QUEUED_FDS 64u
 
 /* Wrap fd (made non-blocking and close-on-exec; owned from now on).
- * Returns NULL (fd closed) on invalid arguments: required callbacks
- * missing, low > high watermark, queue_limit < high, pass_fds on a
- * descriptor that is not a socket. */
+ * Returns NULL (fd closed) on invalid arguments (a g_critical: required
+ * callbacks missing, low > high watermark, queue_limit < high), or with
+ * errno set when the descriptor cannot be used (EBADF, ENOTSOCK for
+ * pass_fds on a non-socket, ENOMEM, fcntl errors). */
 VdpStream *vdp_stream_new(GMainContext *ctx, int fd, const VdpStreamConfig *cfg,
                           const VdpStreamCallbacks *cb, void *user);
 
@@ -95,7 +96,9 @@ bool vdp_stream_write_blocked(const VdpStream *s);  /* between high and low wate
 bool vdp_stream_is_closed(const VdpStream *s);
 
 /* Stop/resume reading (backpressure towards the peer). Counted: each
- * pause(true) needs a pause(false). */
+ * pause(true) needs a pause(false). Pausing from inside data() stops the
+ * next read; the bytes of the current one (at most read_size) have been
+ * delivered already. */
 void vdp_stream_pause_read(VdpStream *s, bool pause);
 
 /* Try to write out the queue within timeout_ms, blocking with poll(). Only
