@@ -13,6 +13,10 @@ PACKAGES=(
     libcmocka-dev
     # libFuzzer target
     clang libclang-rt-14-dev
+    # integration tests: X server with RandR (dummy driver), X clients,
+    # and Debian's spice-vdagent 0.22.1 as the reference peer
+    xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils xclip
+    spice-vdagent dbus-daemon
 )
 
 SUDO=""
