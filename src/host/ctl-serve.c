@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,6 +43,11 @@
 #define PROGRESS_BACKLOG (256u * 1024u)
 /* JSON nesting accepted in a request. */
 #define JSON_DEPTH 8
+/* Structural characters (, : [ {) outside strings accepted in a request:
+ * CTL_MAX_ARGS arguments plus the few keys. json-c spends tens of bytes
+ * per value, so a request line of small values would otherwise cost
+ * many times its own size to parse. */
+#define JSON_MAX_TOKENS (2u * CTL_MAX_ARGS + 64u)
 
 /* ---- Peer: a line-oriented, asynchronous socket connection ---- */
 
@@ -502,9 +508,36 @@ static bool base64_valid(const char *s, size_t len)
     return true;
 }
 
+/* Count the structural characters outside strings, up to limit + 1. */
+static size_t json_tokens(const char *s, size_t len, size_t limit)
+{
+    size_t n = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len && n <= limit; i++) {
+        char ch = s[i];
+        if (in_string) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_string = false;
+        } else if (ch == '"') {
+            in_string = true;
+        } else if (ch == ',' || ch == ':' || ch == '[' || ch == '{') {
+            n++;
+        }
+    }
+    return n;
+}
+
 static CtlRequest *request_from_line(Server *srv, const char *line, size_t len, bool *want_progress,
                                      GError **error)
 {
+    if (json_tokens(line, len, JSON_MAX_TOKENS) > JSON_MAX_TOKENS) {
+        g_set_error(error, CTL_ERROR, CTL_EXIT_USAGE,
+                    "the request has more than %u JSON values (at most %u arguments)", JSON_MAX_TOKENS,
+                    CTL_MAX_ARGS);
+        return NULL;
+    }
     json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
     json_object *obj = json_tokener_parse_ex(tok, line, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
@@ -997,6 +1030,29 @@ static json_object *forward_request(const CtlOptions *opts, const CtlRequest *re
     return o;
 }
 
+/* The control socket sits next to the port, possibly in a directory other
+ * users can write to: whoever listens there would get our clipboard data
+ * and file contents and could answer anything. Only a serve of our own
+ * user (or root's) is sent commands. */
+static bool serve_is_trusted(int fd, const char *path, GError **error)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred)) {
+        g_set_error(error, CTL_ERROR, CTL_EXIT_IO, "cannot tell who listens on %s: %s", path,
+                    g_strerror(errno));
+        return false;
+    }
+    if (cred.uid != getuid() && cred.uid != 0) {
+        g_set_error(error, CTL_ERROR, CTL_EXIT_IO,
+                    "%s is served by a process of user id %u, not by you; not sending the "
+                    "command there (remove the socket or use another port path)",
+                    path, (unsigned)cred.uid);
+        return false;
+    }
+    return true;
+}
+
 bool ctl_forward(const CtlOptions *opts, CtlRequest *req, int *exit_status)
 {
     char *path = ctl_control_path_for(opts->port);
@@ -1018,8 +1074,16 @@ bool ctl_forward(const CtlOptions *opts, CtlRequest *req, int *exit_status)
         g_free(path);
         return true;
     }
-    ctl_debug("a serve answers on %s: sending %s there", path, req->command);
     GError *error = NULL;
+    if (!serve_is_trusted(fd, path, &error)) {
+        close(fd);
+        *exit_status = ctl_exit_for_error(error);
+        ctl_output_error(opts, *exit_status, error->message);
+        g_error_free(error);
+        g_free(path);
+        return true;
+    }
+    ctl_debug("a serve answers on %s: sending %s there", path, req->command);
     json_object *rq = forward_request(opts, req, &error);
     GSocketConnection *conn = rq ? connection_from_fd(fd, &error) : NULL;
     if (!rq)

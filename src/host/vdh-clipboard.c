@@ -37,6 +37,10 @@
 /* Incoming data: at most this much is allocated up front; the array
  * grows as the data arrives beyond it. */
 #define VDH_CLIP_PREALLOC_MAX (64u * 1024u * 1024u)
+/* Large answers to guest REQUESTs queued at once. A guest that keeps
+ * requesting without reading would otherwise grow the queue without
+ * bound; requests beyond this are answered with type NONE. */
+#define VDH_CLIP_MAX_OUT_STREAMS 4u
 
 typedef struct ClipGet {
     VdhOp *op;
@@ -301,6 +305,15 @@ void vdh_clip_on_request(VdhHost *h, const VdpClipboardRequest *r)
     if (!have)
         g_debug("guest requests %s on %s: not offered, answering none", type_name(r->type),
                 sel_name(r->selection));
+    else if (g_bytes_get_size(s->offer) > VDH_CLIP_WHOLE_MAX &&
+             g_queue_get_length(&h->clip->out) >= VDH_CLIP_MAX_OUT_STREAMS) {
+        vdh_report_dropped(h, "CLIPBOARD_REQUEST of %s on the %s selection: %u answers are still "
+                           "being sent, answering none", type_name(r->type),
+                           sel_name(r->selection), VDH_CLIP_MAX_OUT_STREAMS);
+        if (h->dying)
+            return;
+        have = false;
+    }
     if (!send_clipboard(h, r->selection, have ? r->type : VD_AGENT_CLIPBOARD_NONE,
                         have ? s->offer : NULL, &e)) {
         g_debug("cannot answer the guest's clipboard request: %s", e->message);

@@ -481,6 +481,36 @@ expect_rc "raw JSON requests on the control socket" 0
 [ $RC = 0 ] || cat "$T/raw.out"
 check "the raw clipboard offer reached the guest" sh -c "sleep 0.3; test \"\$(cat '$T/clip.out')\" = raw"
 
+# A request line of many tiny JSON values: refused before json-c builds
+# them (it spends tens of bytes per value), so the serve's memory does not
+# grow by many times the line's size.
+python3 - "$PORT.ctl" "$SERVE" >"$T/many.out" 2>&1 <<'MANY_EOF'
+import json, socket, sys
+
+def hwm_kib(pid):
+    for line in open("/proc/%s/status" % pid):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+before = hwm_kib(sys.argv[2])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect(sys.argv[1])
+n = 4 * 1024 * 1024
+s.sendall(b'{"command": "status", "args": [' + b"0," * (n - 1) + b"0]}\n")
+f = s.makefile("rb")
+got = json.loads(f.readline())
+s.close()
+grown = hwm_kib(sys.argv[2]) - before
+print(json.dumps(got), "grown", grown, "KiB")
+ok = got["ok"] is False and got["exit"] == 1 and "JSON values" in got["error"] and grown < 96 * 1024
+sys.exit(0 if ok else 1)
+MANY_EOF
+RC=$?
+expect_rc "a request of millions of JSON values is refused cheaply" 0
+[ $RC = 0 ] || cat "$T/many.out"
+
 kill -TERM "$SERVE"
 wait "$SERVE"
 RC=$?
@@ -489,6 +519,51 @@ check "serve removed its control socket" test ! -e "$PORT.ctl"
 ctl -t 3 status
 expect_rc "after serve: one-shot again (guest reconnects)" 0
 
+
+# ---- a control socket that another user listens on ----
+# The .ctl path sits next to the port, maybe in a directory others can
+# write to: a forwarding run must not hand its clipboard data to someone
+# else's listener (nor believe its answers).
+AS_NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+EVIL_PY=
+for py in /usr/bin/python3 /usr/local/bin/python3; do
+    if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1 && [ -x "$py" ] &&
+        $AS_NOBODY "$py" -c pass 2>/dev/null; then
+        EVIL_PY=$py
+        break
+    fi
+done
+if [ -n "$EVIL_PY" ]; then
+    chmod 0711 "$T"
+    mkdir -m 0777 "$T/shared"
+    EVIL_PORT=$T/shared/port
+    $AS_NOBODY "$EVIL_PY" - "$EVIL_PORT.ctl" "$T/shared/got" \
+        >"$T/evil.log" 2>&1 <<'EVIL_EOF' &
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(4)
+while True:
+    c, _ = s.accept()
+    line = c.makefile("rb").readline()
+    with open(sys.argv[2], "ab") as f:
+        f.write(line)
+    c.sendall(json.dumps({"ok": True, "exit": 0, "command": "clipboard", "action": "set",
+                          "selection": "clipboard", "type": "text", "size": 6, "served": 1,
+                          "outcome": "fetched", "kept": True}).encode() + b"\n")
+    c.close()
+EVIL_EOF
+    BG_PIDS+=("$!")
+    wait_file "$EVIL_PORT.ctl"
+    printf 'secret' >"$T/secret.in"
+    "$CTL" -p "$EVIL_PORT" --listen -t 0.5 clipboard set <"$T/secret.in" >"$T/out" 2>"$T/err"
+    RC=$?
+    expect_rc "a control socket of another user is not trusted" 6
+    check "the refusal names the other user" grep -q "user id 65534" "$T/err"
+    check "the other user got nothing" sh -c "sleep 0.2; ! grep -q c2VjcmV0 '$T/shared/got' 2>/dev/null"
+else
+    ok "# SKIP control socket of another user (needs root, setpriv and a python3 user 65534 can run)"
+fi
 
 # ---- connect mode: a QEMU-like chardev socket in front of the guest ----
 # A relay plays QEMU: it listens on the chardev socket (vdagentctl connects,

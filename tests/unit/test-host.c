@@ -1019,6 +1019,66 @@ static void test_clipboard_host_large_streamed(void **state)
     g_bytes_unref(data);
 }
 
+/* A guest that keeps requesting a large offer without reading must not
+ * make the host queue answers without bound: past a few queued streams
+ * it is answered NONE (or not at all when the port's queue is full). */
+static bool host_messages_in(Env *e, void *data)
+{
+    VdhHostStats st;
+    vdh_host_get_stats(e->h, &st);
+    return st.messages_in >= *(uint64_t *)data;
+}
+
+static bool host_queue_empty(Env *e, void *data)
+{
+    VdhHostStats st;
+    vdh_host_get_stats(e->h, &st);
+    return st.queued == 0;
+}
+
+static void test_clipboard_request_flood_bounded(void **state)
+{
+    Env *e = *state;
+    env_connect(e);
+    GError *err = NULL;
+    const unsigned n = 300;
+    GBytes *data = pattern_bytes(9, 128 * 1024);
+    assert_true(vdh_host_clipboard_set(e->h, 0, VD_AGENT_CLIPBOARD_IMAGE_PNG, data, &err));
+    fg_pause_read(e->fg, true);
+    VdhHostStats st;
+    vdh_host_get_stats(e->h, &st);
+    uint64_t want = st.messages_in + n;
+    for (unsigned i = 0; i < n; i++)
+        fg_request(e->fg, 0, VD_AGENT_CLIPBOARD_IMAGE_PNG);
+    assert_true(run_until(e, host_messages_in, &want, WAIT_MS));
+    unsigned served = vdh_host_clipboard_served(e->h, 0);
+    assert_true(served < n / 2);
+    assert_true(e->log.dropped >= n - served);
+    assert_non_null(strstr(e->log.last_dropped, "answering none"));
+    vdh_host_get_stats(e->h, &st);
+    assert_true(st.queue_peak <= st.queue_limit);
+    /* what was queued arrives once the guest reads again: every offer
+     * that was counted as served, whole (answers refused by a full
+     * queue are not sent at all) */
+    fg_pause_read(e->fg, false);
+    assert_true(run_until(e, host_queue_empty, NULL, WAIT_MS));
+    run_for(e, 200);
+    unsigned got = fg_count(e->fg, VD_AGENT_CLIPBOARD);
+    assert_true(got >= served && got <= n);
+    unsigned full = 0;
+    for (unsigned i = 0; i < got; i++) {
+        const FgMsg *d = fg_nth(e->fg, VD_AGENT_CLIPBOARD, i);
+        if (d->msg.u.clipboard.type == VD_AGENT_CLIPBOARD_IMAGE_PNG) {
+            assert_true(d->hash == bytes_hash(data));
+            full++;
+        } else {
+            assert_int_equal(d->msg.u.clipboard.type, VD_AGENT_CLIPBOARD_NONE);
+        }
+    }
+    assert_int_equal(full, served);
+    g_bytes_unref(data);
+}
+
 /* ====================================================================
  * Clipboard, guest -> host
  * ==================================================================== */
@@ -1923,6 +1983,7 @@ int main(void)
         T(test_clipboard_serials),
         T(test_clipboard_request_not_offered),
         T(test_clipboard_host_large_streamed),
+    T(test_clipboard_request_flood_bounded),
         T(test_clipboard_guest_grab_get),
         T(test_clipboard_get_16mib_2048_chunks),
         T(test_clipboard_get_16mib_one_chunk),
