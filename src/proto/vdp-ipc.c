@@ -93,6 +93,11 @@ const char *vdp_ipc_type_name(uint16_t type)
     case VDP_IPC_VDAGENT: return "VDAGENT";
     case VDP_IPC_PING: return "PING";
     case VDP_IPC_PONG: return "PONG";
+    case VDP_IPC_GUEST_LAYOUT: return "GUEST_LAYOUT";
+    case VDP_IPC_MOUSE: return "MOUSE";
+    case VDP_IPC_SESSION_STATE: return "SESSION_STATE";
+    case VDP_IPC_STATUS_REQUEST: return "STATUS_REQUEST";
+    case VDP_IPC_STATUS_REPLY: return "STATUS_REPLY";
     default: return NULL;
     }
 }

@@ -47,6 +47,11 @@ typedef enum VdpIpcType {
     VDP_IPC_VDAGENT = 4,       /* either way: {u32 vdagent type} + canonical VDAgent payload */
     VDP_IPC_PING = 5,          /* either way: liveness; answered with PONG, same id */
     VDP_IPC_PONG = 6,
+    VDP_IPC_GUEST_LAYOUT = 7,  /* agent -> daemon: desktop and displays (vdp-ipc-msg.h) */
+    VDP_IPC_MOUSE = 8,         /* daemon -> agent: XTest fallback when there is no uinput */
+    VDP_IPC_SESSION_STATE = 9, /* daemon -> agent: active/locked/client/file-xfer flags */
+    VDP_IPC_STATUS_REQUEST = 10, /* control -> daemon, empty */
+    VDP_IPC_STATUS_REPLY = 11, /* daemon -> control: JSON text */
     VDP_IPC_TYPE_END           /* first unused value; later issues append before it */
 } VdpIpcType;
 
