@@ -1,0 +1,199 @@
+/* test-agent.c - the IPC client used by test-daemon.c. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test-agent.h"
+#include "vdp-unix.h"
+#include "vdp-wire.h"
+
+static bool on_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload, int *fds, unsigned nfds)
+{
+    TestAgent *a = user;
+    VdpError err = {0};
+    for (unsigned i = 0; i < nfds; i++)
+        close(fds[i]);
+    switch (hdr->type) {
+    case VDP_IPC_WELCOME: {
+        VdpIpcHello w;
+        if (vdp_ipc_hello_decode(payload, hdr->size, &w, &err) == VDP_OK &&
+            vdp_ipc_hello_check(&w, &err) == VDP_OK)
+            a->welcomed = true;
+        else
+            a->bad_frames++;
+        break;
+    }
+    case VDP_IPC_REJECT: {
+        VdpIpcReject r;
+        if (vdp_ipc_reject_decode(payload, hdr->size, &r, &err) == VDP_OK) {
+            a->rejected = true;
+            a->reject_reason = r.reason;
+        } else {
+            a->bad_frames++;
+        }
+        break;
+    }
+    case VDP_IPC_SESSION_STATE:
+        if (vdp_ipc_session_state_decode(payload, hdr->size, &a->session_flags, &err) == VDP_OK)
+            a->session_states++;
+        else
+            a->bad_frames++;
+        break;
+    case VDP_IPC_MOUSE:
+        if (vdp_ipc_mouse_decode(payload, hdr->size, &a->last_mouse, &err) == VDP_OK)
+            a->mice++;
+        else
+            a->bad_frames++;
+        break;
+    case VDP_IPC_STATUS_REPLY: {
+        const char *json;
+        size_t len;
+        if (vdp_ipc_status_reply_decode(payload, hdr->size, &json, &len, &err) == VDP_OK) {
+            g_free(a->status_json);
+            a->status_json = g_strndup(json, len);
+        } else {
+            a->bad_frames++;
+        }
+        break;
+    }
+    case VDP_IPC_VDAGENT: {
+        if (hdr->size < VDP_IPC_VDAGENT_HEAD) {
+            a->bad_frames++;
+            break;
+        }
+        uint32_t type = vdp_get_le32(payload);
+        VdpMsg *m = g_new0(VdpMsg, 1);
+        if (type < TEST_AGENT_NTYPES &&
+            vdp_msg_decode(VDP_FROM_HOST, vdp_msg_port_for_type(type), type, payload + 4, hdr->size - 4,
+                           &vdp_ipc_layout, m, &err) == VDP_OK) {
+            a->nmsgs[type]++;
+            if (a->last_payload[type])
+                g_bytes_unref(a->last_payload[type]);
+            a->last_payload[type] = g_bytes_new(payload + 4, hdr->size - 4);
+        } else {
+            g_printerr("test agent: bad VDAGENT frame: %s\n", err.text);
+            a->bad_frames++;
+        }
+        g_free(m);
+        break;
+    }
+    default:
+        break;
+    }
+    return true;
+}
+
+static void on_closed(void *user, const char *why)
+{
+    TestAgent *a = user;
+    a->closed = true;
+}
+
+static const VdpIpcConnCallbacks agent_cb = {.frame = on_frame, .closed = on_closed};
+
+TestAgent *test_agent_connect(const char *socket_path, uint32_t role, const char *name)
+{
+    int fd = vdp_unix_connect(socket_path);
+    if (fd < 0)
+        return NULL;
+    TestAgent *a = g_new0(TestAgent, 1);
+    a->conn = vdp_ipc_conn_new(NULL, fd, NULL, &agent_cb, a);
+    if (!a->conn) {
+        g_free(a);
+        return NULL;
+    }
+    VdpIpcHello h;
+    uint8_t buf[128];
+    vdp_ipc_hello_init(&h, role, name);
+    size_t n = vdp_ipc_hello_encode(&h, buf, sizeof(buf));
+    vdp_ipc_conn_send(a->conn, VDP_IPC_HELLO, 1, buf, n, NULL, 0);
+    return a;
+}
+
+void test_agent_free(TestAgent *a)
+{
+    if (!a)
+        return;
+    vdp_ipc_conn_free(a->conn);
+    for (unsigned i = 0; i < TEST_AGENT_NTYPES; i++)
+        if (a->last_payload[i])
+            g_bytes_unref(a->last_payload[i]);
+    g_free(a->status_json);
+    g_free(a);
+}
+
+bool test_agent_send_layout(TestAgent *a, const VdpIpcGuestLayout *l)
+{
+    uint8_t buf[VDP_IPC_LAYOUT_HEAD_SIZE + VDP_MAX_MONITORS * VDP_IPC_LAYOUT_DISPLAY_SIZE];
+    size_t n = vdp_ipc_guest_layout_encode(l, buf, sizeof(buf));
+    return n && vdp_ipc_conn_send(a->conn, VDP_IPC_GUEST_LAYOUT, 0, buf, n, NULL, 0) == VDP_OK;
+}
+
+bool test_agent_send_status_request(TestAgent *a)
+{
+    return vdp_ipc_conn_send(a->conn, VDP_IPC_STATUS_REQUEST, 7, NULL, 0, NULL, 0) == VDP_OK;
+}
+
+bool test_agent_last(TestAgent *a, uint32_t type, VdpMsg *msg)
+{
+    if (type >= TEST_AGENT_NTYPES || !a->last_payload[type])
+        return false;
+    gsize len;
+    const uint8_t *p = g_bytes_get_data(a->last_payload[type], &len);
+    return vdp_msg_decode(VDP_FROM_HOST, vdp_msg_port_for_type(type), type, p, len, &vdp_ipc_layout, msg,
+                          NULL) == VDP_OK;
+}
+
+static gboolean timeout_cb(gpointer data)
+{
+    *(bool *)data = true;
+    return G_SOURCE_REMOVE;
+}
+
+bool test_wait(bool (*cond)(void *data), void *data, unsigned timeout_ms)
+{
+    bool expired = false;
+    GSource *t = g_timeout_source_new(timeout_ms);
+    g_source_set_callback(t, timeout_cb, &expired, NULL);
+    g_source_attach(t, NULL);
+    bool ok;
+    /* Conditions may look at descriptors that are not sources of the
+     * context (a FIFO, a raw socket): never block for long. */
+    while (!(ok = cond(data)) && !expired)
+        if (!g_main_context_iteration(NULL, FALSE))
+            g_usleep(1000);
+    g_source_destroy(t);
+    g_source_unref(t);
+    return ok;
+}
+
+static bool never(void *data)
+{
+    return false;
+}
+
+void test_spin(unsigned ms)
+{
+    test_wait(never, NULL, ms);
+}
+
+void test_layout_one(VdpIpcGuestLayout *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->desktop_width = 1024;
+    l->desktop_height = 768;
+    l->count = 1;
+    l->displays[0] = (VdpIpcDisplay){.display_id = 0, .x = 0, .y = 0, .width = 1024, .height = 768};
+}
+
+void test_layout_two(VdpIpcGuestLayout *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->desktop_width = 1824;
+    l->desktop_height = 768;
+    l->count = 2;
+    l->displays[0] = (VdpIpcDisplay){.display_id = 0, .x = 0, .y = 0, .width = 1024, .height = 768};
+    l->displays[1] = (VdpIpcDisplay){.display_id = 1, .x = 1024, .y = 100, .width = 800, .height = 600};
+}

@@ -1,0 +1,51 @@
+/* test-agent.h - a small IPC client for the daemon tests: a session agent
+ * or control client on VdpIpcConn, recording what the daemon sends. */
+#ifndef TEST_AGENT_H
+#define TEST_AGENT_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vdp-ipc-conn.h"
+#include "vdp-ipc-msg.h"
+#include "vdp-msg.h"
+
+#define TEST_AGENT_NTYPES 32u
+
+typedef struct TestAgent {
+    VdpIpcConn *conn;
+    bool welcomed, rejected, closed;
+    uint32_t reject_reason;
+    unsigned session_states;
+    uint32_t session_flags;
+    unsigned mice;
+    VdpIpcMouse last_mouse;
+    unsigned nmsgs[TEST_AGENT_NTYPES];        /* VDAGENT messages by type */
+    GBytes *last_payload[TEST_AGENT_NTYPES];  /* their last canonical payload */
+    char *status_json;
+    unsigned bad_frames;                      /* anything that did not decode */
+} TestAgent;
+
+/* Connect to the daemon's socket and send HELLO with this role. NULL if
+ * the connect fails. */
+TestAgent *test_agent_connect(const char *socket_path, uint32_t role, const char *name);
+void test_agent_free(TestAgent *a);
+
+bool test_agent_send_layout(TestAgent *a, const VdpIpcGuestLayout *l);
+bool test_agent_send_status_request(TestAgent *a);
+
+/* Decode the last VDAgent message of a type (false if none). Views in msg
+ * stay valid until the next message of that type arrives. */
+bool test_agent_last(TestAgent *a, uint32_t type, VdpMsg *msg);
+
+/* Iterate the default context until cond(data) or timeout_ms. */
+bool test_wait(bool (*cond)(void *data), void *data, unsigned timeout_ms);
+/* Iterate the default context for ms milliseconds. */
+void test_spin(unsigned ms);
+
+/* A layout of one or two displays. */
+void test_layout_one(VdpIpcGuestLayout *l);
+void test_layout_two(VdpIpcGuestLayout *l);
+
+#endif /* TEST_AGENT_H */
