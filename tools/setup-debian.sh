@@ -17,6 +17,10 @@ PACKAGES=(
     # and Debian's spice-vdagent 0.22.1 as the reference peer
     xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils xclip
     spice-vdagent dbus-daemon
+    # logind stand-in for the daemon's session tests (run with /usr/bin/python3)
+    python3-dbusmock
+    # packaging checks (desktop-file-validate; systemd-analyze comes with systemd)
+    desktop-file-utils
 )
 
 SUDO=""

@@ -27,6 +27,7 @@
 #include "fake-guest.h"
 #include "vdh-host.h"
 #include "vdp-checksum.h"
+#include "vdp-testdir.h"
 
 /* Longest any single wait may take before a test fails. */
 #define WAIT_MS 30000
@@ -91,20 +92,6 @@ static int env_setup(void **state)
     return 0;
 }
 
-static void rm_dir(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name(d))) {
-        char *f = g_build_filename(dir, name, NULL);
-        g_unlink(f);
-        g_free(f);
-    }
-    if (d)
-        g_dir_close(d);
-    g_rmdir(dir);
-}
-
 static int env_teardown(void **state)
 {
     Env *e = *state;
@@ -114,7 +101,7 @@ static int env_teardown(void **state)
     for (int i = 0; i < 1000 && g_main_context_iteration(e->ctx, FALSE); i++)
         ;
     g_main_context_unref(e->ctx);
-    rm_dir(e->dir);
+    vdp_test_remove_dir(e->dir);
     g_free(e->path);
     g_free(e->dir);
     g_free(e);

@@ -35,6 +35,7 @@
 #include "vdp-unix.h"
 #include "vdp-wire.h"
 #include "vdp-checksum.h"
+#include "vdp-testdir.h"
 
 /* Longest any single wait may take before the test fails. */
 #define WAIT_MS 20000
@@ -96,17 +97,7 @@ static int env_teardown(void **state)
     for (int i = 0; i < 100 && g_main_context_iteration(e->ctx, FALSE); i++)
         ;
     g_main_context_unref(e->ctx);
-    GDir *d = g_dir_open(e->dir, 0, NULL);
-    if (d) {
-        const char *name;
-        while ((name = g_dir_read_name(d))) {
-            char *f = g_build_filename(e->dir, name, NULL);
-            g_unlink(f);
-            g_free(f);
-        }
-        g_dir_close(d);
-    }
-    g_rmdir(e->dir);
+    vdp_test_remove_dir(e->dir);
     g_free(e->path);
     g_free(e->dir);
     g_free(e);
