@@ -17,18 +17,28 @@
 
 /* How long --status waits for the daemon's answer. */
 #define STATUS_TIMEOUT_MS 5000
+/* The longest document: it travels in one STATUS_REPLY frame with its NUL.
+ * Agents (local users) choose their layouts: 64 agents with 256 displays
+ * each would be about 1.2 MB, so above this the per-display and
+ * per-monitor lists are left out (their counts stay). */
+#define STATUS_MAX_TEXT (VDP_IPC_MAX_FRAME - 1u)
 
 /* ---- the document ---- */
 
-static json_object *layout_json(const VddLayout *l)
+static json_object *layout_json(const VddLayout *l, bool brief)
 {
     if (!l)
         return NULL;
     json_object *o = json_object_new_object();
     json_object_object_add(o, "desktop_width", json_object_new_int64(l->desktop_width));
     json_object_object_add(o, "desktop_height", json_object_new_int64(l->desktop_height));
+    uint32_t count = MIN(l->count, VDP_MAX_MONITORS);
+    if (brief) {
+        json_object_object_add(o, "displays_omitted", json_object_new_int64(count));
+        return o;
+    }
     json_object *arr = json_object_new_array();
-    for (uint32_t i = 0; i < l->count; i++) {
+    for (uint32_t i = 0; i < count; i++) {
         const VddDisplay *d = &l->displays[i];
         json_object *e = json_object_new_object();
         json_object_object_add(e, "id", json_object_new_int64(d->display_id));
@@ -60,14 +70,19 @@ static json_object *caps_json(const VdpCaps *caps)
     return arr;
 }
 
-static json_object *monitors_json(const VdpMonitorsConfig *m)
+static json_object *monitors_json(const VdpMonitorsConfig *m, bool brief)
 {
     if (!m)
         return NULL;
     json_object *o = json_object_new_object();
     json_object_object_add(o, "flags", json_object_new_int64(m->flags));
+    uint32_t count = MIN(m->count, VDP_MAX_MONITORS);
+    if (brief) {
+        json_object_object_add(o, "monitors_omitted", json_object_new_int64(count));
+        return o;
+    }
     json_object *arr = json_object_new_array();
-    for (uint32_t i = 0; i < m->count; i++) {
+    for (uint32_t i = 0; i < count; i++) {
         const VdpMonConfig *c = &m->monitors[i];
         json_object *e = json_object_new_object();
         json_object_object_add(e, "width", json_object_new_int64(c->width));
@@ -83,12 +98,32 @@ static json_object *monitors_json(const VdpMonitorsConfig *m)
     return o;
 }
 
+/* Strings in the document may come from anyone: an agent's name is what a
+ * local user put in its HELLO (any bytes but NUL, possibly cut in the middle
+ * of a character). JSON is UTF-8 text and json-c copies bytes >= 0x80 as
+ * they are, so invalid sequences are replaced with U+FFFD here; so are the
+ * control characters (C0, DEL, C1: U+009B is a CSI to some terminals) that
+ * a reader printing the text could act on. */
 static json_object *str_or_null(const char *s)
 {
-    return s ? json_object_new_string(s) : NULL;
+    if (!s)
+        return NULL;
+    char *valid = g_utf8_make_valid(s, -1);
+    GString *out = g_string_sized_new(strlen(valid));
+    for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        if (c < 0x20 || (c >= 0x7f && c < 0xa0))
+            g_string_append_unichar(out, 0xFFFD);
+        else
+            g_string_append_len(out, p, g_utf8_next_char(p) - p);
+    }
+    json_object *o = json_object_new_string_len(out->str, (int)out->len);
+    g_string_free(out, TRUE);
+    g_free(valid);
+    return o;
 }
 
-char *vdd_status_to_json(const VddStatusInfo *info)
+static char *status_text(const VddStatusInfo *info, bool brief)
 {
     json_object *root = json_object_new_object();
     json_object_object_add(root, "version", json_object_new_string(PACKAGE_VERSION));
@@ -113,15 +148,30 @@ char *vdd_status_to_json(const VddStatusInfo *info)
         json_object_object_add(e, "session", str_or_null(a->session));
         json_object_object_add(e, "name", str_or_null(a->name));
         json_object_object_add(e, "active", json_object_new_boolean(a->active));
-        json_object_object_add(e, "layout", layout_json(a->layout));
+        json_object_object_add(e, "layout", layout_json(a->layout, brief));
         json_object_array_add(agents, e);
     }
     json_object_object_add(root, "agents", agents);
     json_object_object_add(root, "mouse", str_or_null(info->mouse));
-    json_object_object_add(root, "monitors_config", monitors_json(info->monitors));
+    json_object_object_add(root, "monitors_config", monitors_json(info->monitors, brief));
     char *out = g_strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
     json_object_put(root);
     return out;
+}
+
+char *vdd_status_to_json(const VddStatusInfo *info)
+{
+    char *out = status_text(info, false);
+    if (strlen(out) <= STATUS_MAX_TEXT)
+        return out;
+    g_free(out);
+    out = status_text(info, true);
+    if (strlen(out) <= STATUS_MAX_TEXT)
+        return out;
+    /* Cannot happen with the connection limits (64 agents, short names). */
+    g_free(out);
+    return g_strdup_printf("{\"version\":\"%s\",\"error\":\"the status is too large\"}",
+                           PACKAGE_VERSION);
 }
 
 /* ---- text output ---- */
@@ -190,6 +240,8 @@ static void print_text(json_object *root)
                 printf(" [%" PRId64 ": %" PRId64 "x%" PRId64 "%+" PRId64 "%+" PRId64 "]", jint(d, "id"),
                        jint(d, "width"), jint(d, "height"), jint(d, "x"), jint(d, "y"));
             }
+            if (jget(l, "displays_omitted"))
+                printf(", %" PRId64 " display(s) not listed", jint(l, "displays_omitted"));
         } else {
             printf(", no layout yet");
         }
@@ -199,8 +251,10 @@ static void print_text(json_object *root)
     if (mc) {
         json_object *ms = jget(mc, "monitors");
         size_t m = ms ? json_object_array_length(ms) : 0;
-        printf("monitors config: %zu monitor%s, flags 0x%" PRIx64 "\n", m, m == 1 ? "" : "s",
-               (uint64_t)jint(mc, "flags"));
+        size_t total = ms ? m : (size_t)jint(mc, "monitors_omitted");
+        printf("monitors config: %zu monitor%s, flags 0x%" PRIx64 "%s\n", total,
+               total == 1 ? "" : "s", (uint64_t)jint(mc, "flags"),
+               ms ? "" : " (not listed: the status was too large)");
         for (size_t j = 0; j < m; j++) {
             json_object *c = json_object_array_get_idx(ms, j);
             printf("  %zu: %" PRId64 "x%" PRId64 "%+" PRId64 "%+" PRId64 " depth %" PRId64, j,

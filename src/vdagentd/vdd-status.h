@@ -12,6 +12,9 @@
  *   "mouse": "uinput"|"fake"|"agent",
  *   "monitors_config": null | {"flags", "monitors": [{"width","height","depth","x","y",
  *                                                     "mm_width","mm_height"}]}
+ * When the document would not fit one IPC frame, the display and monitor
+ * lists are left out and "displays_omitted" / "monitors_omitted" carry their
+ * counts. Only root may ask (vdd-agents.c refuses other uids).
  */
 #ifndef VDD_STATUS_H
 #define VDD_STATUS_H

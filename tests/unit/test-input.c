@@ -28,6 +28,10 @@
 #include <spice/vd_agent.h>
 
 #include "vdd-input.h"
+#include "vdd-status.h"
+#include "vdp-ipc-msg.h"
+#include "vdp-ipc.h"
+#include <json-c/json.h>
 #include "vdp-testdir.h"
 
 #define TEST_TIMEOUT_MS 5000
@@ -811,6 +815,99 @@ static void test_fifo_reader_goes_away(void **state)
     g_free(p);
 }
 
+/* ---- the status JSON (vdd-status.c; it shows VddLayouts) ---- */
+
+/* A local user names its agent in HELLO with any bytes but NUL; the status
+ * document must still be valid JSON (UTF-8 text) with no control
+ * characters a terminal would act on, and ordinary UTF-8 must survive. */
+static void test_status_json_strings(void **state)
+{
+    VddLayout l = two_displays();
+    VddStatusAgent agents[3] = {
+        {.pid = 10, .uid = 1000, .session = "2", .name = "evil\xff\xfe\xc0\xaf name", .layout = &l},
+        {.pid = 11, .uid = 1001, .session = "3\xe2\x82", .name = "csi \xc2\x9b" "31m \x1b[2J \x7f"},
+        {.pid = 12, .uid = 1002, .session = "c1", .name = "Zo\xc3\xab \xe2\x9c\x93"},
+    };
+    VddStatusInfo info = {
+        .port_path = "/dev/virtio-ports/com.redhat.spice.0",
+        .port_state = "open",
+        .session_integration = true,
+        .active_session = "2",
+        .mouse = "fake",
+        .nagents = 3,
+        .agents = agents,
+    };
+    char *json = vdd_status_to_json(&info);
+    assert_non_null(json);
+    assert_true(g_utf8_validate(json, -1, NULL));
+    for (const char *p = json; *p; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        assert_false(c < 0x20 || (c >= 0x7f && c < 0xa0));
+    }
+    /* Still a document with the agents in it, readable text kept. */
+    assert_non_null(strstr(json, "Zo\xc3\xab \xe2\x9c\x93"));
+    assert_non_null(strstr(json, "\"pid\":12"));
+    g_free(json);
+}
+
+/* Local users choose the layouts their agents report (up to
+ * VDP_MAX_MONITORS displays each, VDD_AGENTS_MAX_TOTAL agents): the status
+ * must still fit one STATUS_REPLY frame, or --status stops working for
+ * root. Every agent is still listed. */
+static void test_status_json_bounded(void **state)
+{
+    enum { NAGENTS = 64 };
+    VddLayout *l = g_new0(VddLayout, 1);
+    l->desktop_width = l->desktop_height = 65535;
+    l->count = VDP_MAX_MONITORS;
+    for (uint32_t i = 0; i < l->count; i++)
+        l->displays[i] = (VddDisplay){.display_id = 4000000000u + i, .x = -1048576,
+                                      .y = -1048576, .width = 65535, .height = 65535};
+    VdpMonitorsConfig *mc = g_new0(VdpMonitorsConfig, 1);
+    mc->count = VDP_MAX_MONITORS;
+    for (uint32_t i = 0; i < mc->count; i++)
+        mc->monitors[i] = (VdpMonConfig){.width = 4000000000u, .height = 4000000000u,
+                                         .depth = 32, .x = INT32_MIN, .y = INT32_MIN,
+                                         .mm_width = 65535, .mm_height = 65535};
+    VddStatusAgent agents[NAGENTS];
+    char names[NAGENTS][VDP_IPC_NAME_MAX];
+    for (unsigned i = 0; i < NAGENTS; i++) {
+        memset(names[i], 'n', sizeof(names[i]) - 1);
+        names[i][sizeof(names[i]) - 1] = 0;
+        agents[i] = (VddStatusAgent){.pid = 4000000 + (pid_t)i, .uid = 4000000000u,
+                                     .session = "c123456", .name = names[i], .layout = l};
+    }
+    VddStatusInfo info = {.port_path = "/dev/virtio-ports/com.redhat.spice.0",
+                          .port_state = "open", .session_integration = true,
+                          .active_session = "c123456", .mouse = "uinput", .monitors = mc,
+                          .nagents = NAGENTS, .agents = agents};
+    char *json = vdd_status_to_json(&info);
+    assert_non_null(json);
+    assert_true(strlen(json) + 1 <= VDP_IPC_MAX_FRAME);
+    assert_int_not_equal(vdp_ipc_status_reply_encode(json, NULL, 0), 0);
+    json_object *root = json_tokener_parse(json);
+    assert_non_null(root);
+    json_object *arr = NULL;
+    assert_true(json_object_object_get_ex(root, "agents", &arr));
+    assert_int_equal(json_object_array_length(arr), NAGENTS);
+    json_object_put(root);
+    g_free(json);
+
+    /* A small status keeps every display. */
+    info.nagents = 1;
+    json = vdd_status_to_json(&info);
+    root = json_tokener_parse(json);
+    assert_non_null(root);
+    json_object *a0 = json_object_array_get_idx(json_object_object_get(root, "agents"), 0);
+    json_object *lay = json_object_object_get(a0, "layout");
+    assert_int_equal(json_object_array_length(json_object_object_get(lay, "displays")),
+                     VDP_MAX_MONITORS);
+    json_object_put(root);
+    g_free(json);
+    g_free(mc);
+    g_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -827,6 +924,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fifo_overflow_buttons, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_fifo_reader_later, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_fifo_reader_goes_away, setup_dir, teardown_dir),
+        cmocka_unit_test(test_status_json_strings),
+        cmocka_unit_test(test_status_json_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,8 +127,33 @@ static void test_layout_malformed(void **state)
     vdp_put_le32(c + 12 + 20, 0);
     assert_int_equal(vdp_ipc_guest_layout_decode(c, n, out, &err), VDP_ERR_RANGE);
     assert_non_null(strstr(err.text, "twice"));
+    /* Each limit on its own, at its edge: desktop height, display height,
+     * x and y at +-VDP_IPC_LAYOUT_MAX_POS (accepted) and one beyond. */
+    memcpy(c, buf, n);
+    vdp_put_le32(c + 4, VDP_IPC_LAYOUT_MAX_SIDE + 1);
+    assert_int_equal(vdp_ipc_guest_layout_decode(c, n, out, &err), VDP_ERR_RANGE);
+    memcpy(c, buf, n);
+    vdp_put_le32(c + 12 + 20 + 16, VDP_IPC_LAYOUT_MAX_SIDE + 1);
+    assert_int_equal(vdp_ipc_guest_layout_decode(c, n, out, &err), VDP_ERR_RANGE);
+    for (unsigned field = 4; field <= 8; field += 4) {
+        memcpy(c, buf, n);
+        vdp_put_le32(c + 12 + 20 + field, (uint32_t)(VDP_IPC_LAYOUT_MAX_POS + 1));
+        assert_int_equal(vdp_ipc_guest_layout_decode(c, n, out, &err), VDP_ERR_RANGE);
+        vdp_put_le32(c + 12 + 20 + field, (uint32_t)(-VDP_IPC_LAYOUT_MAX_POS - 1));
+        assert_int_equal(vdp_ipc_guest_layout_decode(c, n, out, &err), VDP_ERR_RANGE);
+    }
     /* the output was not touched by failed decodes */
     assert_int_equal(out->count, 0);
+    memcpy(c, buf, n);
+    vdp_put_le32(c + 4, VDP_IPC_LAYOUT_MAX_SIDE);
+    vdp_put_le32(c + 12 + 20 + 4, (uint32_t)VDP_IPC_LAYOUT_MAX_POS);
+    vdp_put_le32(c + 12 + 20 + 8, (uint32_t)(-VDP_IPC_LAYOUT_MAX_POS));
+    vdp_put_le32(c + 12 + 20 + 12, VDP_IPC_LAYOUT_MAX_SIDE);
+    vdp_put_le32(c + 12 + 20 + 16, VDP_IPC_LAYOUT_MAX_SIDE);
+    assert_int_equal(vdp_ipc_guest_layout_decode(c, n, out, &err), VDP_OK);
+    assert_int_equal(out->displays[1].x, VDP_IPC_LAYOUT_MAX_POS);
+    assert_int_equal(out->displays[1].y, -VDP_IPC_LAYOUT_MAX_POS);
+    assert_int_equal(out->displays[1].height, VDP_IPC_LAYOUT_MAX_SIDE);
     free(out);
     free(l);
 }
