@@ -283,6 +283,13 @@ static bool handle_hello(VddAgent *a, const VdpIpcHeader *hdr, const uint8_t *pa
     }
     g_strlcpy(a->name, h.name, sizeof(a->name));
     if (h.role == VDP_IPC_ROLE_CONTROL) {
+        /* The status names the logged-in users and sessions, the lock
+         * state and whether a SPICE client is watching: root only. */
+        if (a->uid != 0) {
+            agent_reject(a, VDP_IPC_REJECT_NOT_AUTHORIZED,
+                         "the daemon's status is only available to root");
+            return false;
+        }
         handshake_done(a, ST_CONTROL);
         return true;
     }
