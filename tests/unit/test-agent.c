@@ -98,6 +98,11 @@ TestAgent *test_agent_connect(const char *socket_path, uint32_t role, const char
     int fd = vdp_unix_connect(socket_path);
     if (fd < 0)
         return NULL;
+    return test_agent_new_fd(fd, role, name);
+}
+
+TestAgent *test_agent_new_fd(int fd, uint32_t role, const char *name)
+{
     TestAgent *a = g_new0(TestAgent, 1);
     a->conn = vdp_ipc_conn_new(NULL, fd, NULL, &agent_cb, a);
     if (!a->conn) {

@@ -30,6 +30,9 @@ typedef struct TestAgent {
 /* Connect to the daemon's socket and send HELLO with this role. NULL if
  * the connect fails. */
 TestAgent *test_agent_connect(const char *socket_path, uint32_t role, const char *name);
+/* The same on a socket connected elsewhere (by another process, so the
+ * daemon sees that process's credentials); takes fd. */
+TestAgent *test_agent_new_fd(int fd, uint32_t role, const char *name);
 void test_agent_free(TestAgent *a);
 
 bool test_agent_send_layout(TestAgent *a, const VdpIpcGuestLayout *l);
