@@ -21,6 +21,13 @@
 /* Writing out what is queued for the host when the port is closed on
  * purpose (no active agent): short, the loop is blocked meanwhile. */
 #define PORT_CLOSE_FLUSH_MS 200
+/* A session switch reports the old session's end before the new one has
+ * been read (an asynchronous D-Bus round trip). Closing the port at once
+ * would make the SPICE client see the agent vanish and come back, and reset
+ * its state, on every switch. So the port closes only when no active agent
+ * with a layout has appeared for this long; far more than the lookup takes,
+ * short enough that a host falls back to server mouse mode promptly. */
+#define PORT_CLOSE_GRACE_MS 1000
 /* At exit. */
 #define PORT_EXIT_FLUSH_MS 1000
 /* Rate limit for per-message log lines a peer can trigger: this many per
@@ -46,6 +53,8 @@ struct VddDaemon {
     VddAgent *active;
     VdpPort *port;
     bool port_ever_open;
+    GSource *close_grace;       /* pending close of the port, or NULL */
+    bool close_due;             /* the grace period ended without an active agent */
     VddInput *input;
     bool input_error_logged;
 
@@ -252,18 +261,58 @@ static void client_gone(VddDaemon *d)
 
 /* ---- the port ---- */
 
+static void update_port(VddDaemon *d);
+
+static void cancel_close_grace(VddDaemon *d)
+{
+    if (d->close_grace) {
+        g_source_destroy(d->close_grace);
+        g_source_unref(d->close_grace);
+        d->close_grace = NULL;
+    }
+    d->close_due = false;
+}
+
+static gboolean close_grace_ended(gpointer data)
+{
+    VddDaemon *d = data;
+    g_source_unref(d->close_grace);
+    d->close_grace = NULL;
+    d->close_due = true;
+    update_port(d);
+    return G_SOURCE_REMOVE;
+}
+
+/* true when the port should close now; otherwise the grace timer runs. */
+static bool close_grace_over(VddDaemon *d)
+{
+    if (d->close_due)
+        return true;
+    if (!d->close_grace) {
+        d->close_grace = g_timeout_source_new(PORT_CLOSE_GRACE_MS);
+        g_source_set_callback(d->close_grace, close_grace_ended, d, NULL);
+        g_source_attach(d->close_grace, d->ctx);
+    }
+    return false;
+}
+
 static void update_port(VddDaemon *d)
 {
     if (d->quitting)
         return;
     bool want = d->active && vdd_agent_layout(d->active);
     VdpPortState st = vdp_port_get_state(d->port);
+    if (want)
+        cancel_close_grace(d);
     if (want && st == VDP_PORT_STATE_STOPPED) {
         ensure_input(d);
         update_input_layout(d);
         g_message("opening the agent port %s", d->port_path);
         vdp_port_start(d->port);
     } else if (!want && st != VDP_PORT_STATE_STOPPED) {
+        if (!close_grace_over(d))
+            return;
+        d->close_due = false;
         if (d->opt.one_session && d->port_ever_open) {
             g_message("Exiting after one client session.");
             d->quitting = true;
@@ -637,6 +686,7 @@ void vdd_daemon_free(VddDaemon *d)
     if (!d)
         return;
     d->quitting = true;
+    cancel_close_grace(d);
     /* Agents first, without events: nothing is re-evaluated at exit. */
     vdd_agents_free(d->agents);
     d->agents = NULL;

@@ -818,17 +818,22 @@ static void test_switch(void **state)
     assert_true(test_wait(has_monitors, a, WAIT_MS));
     assert_int_equal(b->nmsgs[VD_AGENT_MONITORS_CONFIG], 0);
 
-    /* switch: b becomes active, gets the cached config, the port is open
-     * for its layout. (Today the port is closed and reopened on the way:
-     * the session module reports the old session's departure before the
-     * new one is read, and the daemon closes the port on "no active
-     * session" at once; 0.22.1 keeps it open. Reported, not asserted.) */
+    /* switch: b becomes active and gets the cached config, and the port
+     * stays open throughout: the session module reports the old session's
+     * departure before the new one is read, and the daemon must not close
+     * the port in between (the SPICE client would see the agent vanish). */
+    VdhHostStats st0;
+    vdh_host_get_stats(F->host, &st0);
     set_active("3", SESSION_PATH("3"));
     assert_true(wait_flags(b, VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE));
     assert_true(wait_flags(a, VDP_IPC_SESSION_ACTIVE, 0));
     assert_true(test_wait(has_monitors, b, WAIT_MS));
     assert_int_equal(monitors_width(b), 800);
     assert_true(test_wait(host_connected, NULL, WAIT_MS));
+    VdhHostStats st1;
+    vdh_host_get_stats(F->host, &st1);
+    assert_int_equal(st1.connects, st0.connects);
+    assert_false(log_has("closed the agent port"));
     host_ready();
     unsigned a_before = a->nmsgs[VD_AGENT_MONITORS_CONFIG];
     host_monitors(1024);
