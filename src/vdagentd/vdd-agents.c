@@ -442,9 +442,18 @@ static void conn_closed(void *user, const char *why)
     agent_destroy(a, true);
 }
 
+static void conn_write_ready(void *user)
+{
+    VddAgent *a = user;
+    VddAgents *as = a->owner;
+    if (a->state == ST_AGENT && !a->drop_idle && as->ev.agent_write_ready)
+        as->ev.agent_write_ready(as->user, a);
+}
+
 static const VdpIpcConnCallbacks conn_cb = {
     .frame = conn_frame,
     .closed = conn_closed,
+    .write_ready = conn_write_ready,
 };
 
 static gboolean handshake_timeout_cb(gpointer data)
@@ -647,6 +656,11 @@ static bool check_sent(VddAgent *a, VdpResult r, const char *what)
     agent_drop_later(a, t);
     g_free(t);
     return false;
+}
+
+bool vdd_agent_write_blocked(const VddAgent *a)
+{
+    return vdp_ipc_conn_write_blocked(a->conn);
 }
 
 bool vdd_agent_send_vdagent(VddAgent *a, const VdpMsg *msg)

@@ -65,6 +65,9 @@ typedef struct VddAgentsEvents {
     void (*agent_layout)(void *user, VddAgent *a);
     /* A VDAgent message from an agent (decoded; views valid during the call). */
     void (*agent_vdagent)(void *user, VddAgent *a, const VdpMsg *msg);
+    /* An agent's write queue drained below its low watermark after having
+     * been above its high one (vdd_agent_write_blocked). Optional. */
+    void (*agent_write_ready)(void *user, VddAgent *a);
     /* A control client wants the status: return newly allocated JSON text. */
     char *(*status_json)(void *user);
 } VddAgentsEvents;
@@ -99,6 +102,10 @@ const char *vdd_agent_session(const VddAgent *a);   /* NULL without session inte
 const char *vdd_agent_name(const VddAgent *a);      /* from HELLO */
 /* The agent's last GUEST_LAYOUT, or NULL if it has not sent one. */
 const VddLayout *vdd_agent_layout(const VddAgent *a);
+
+/* The agent's write queue is above its high watermark (until
+ * agent_write_ready): producers of bulk data should wait. */
+bool vdd_agent_write_blocked(const VddAgent *a);
 
 /* Sending; a failure (queue full) disconnects the agent later from an idle
  * callback (agent_removed is called then), so the caller's pointer stays

@@ -9,14 +9,17 @@
 #include "vdd-input.h"
 #include "vdd-session.h"
 #include "vdd-status.h"
+#include "vdd-ratelimit.h"
+#include "vdd-xfer.h"
 #include "vdp-caps.h"
 #include "vdp-ipc-msg.h"
 #include "vdp-msg.h"
 #include "vdp-port.h"
 
-/* Messages of streamable types (CLIPBOARD, FILE_XFER_DATA) are buffered
- * whole by this build (it has no stream routing yet, and ignores them), so
- * anything larger is skipped by the reassembler without allocation. */
+/* CLIPBOARD messages are buffered whole by this build (it has no clipboard
+ * routing yet, and ignores them), so anything larger is skipped by the
+ * reassembler without allocation. FILE_XFER_DATA above the stream threshold
+ * is streamed to its agent (vdd-xfer.c). */
 #define DAEMON_MAX_BUFFERED VDP_STREAM_THRESHOLD_DEFAULT
 /* Writing out what is queued for the host when the port is closed on
  * purpose (no active agent): short, the loop is blocked meanwhile. */
@@ -30,15 +33,6 @@
 #define PORT_CLOSE_GRACE_MS 1000
 /* At exit. */
 #define PORT_EXIT_FLUSH_MS 1000
-/* Rate limit for per-message log lines a peer can trigger: this many per
- * window, then one summary. */
-#define LOG_BURST 10
-#define LOG_WINDOW_US (10 * G_USEC_PER_SEC)
-
-typedef struct RateLimit {
-    gint64 start;
-    unsigned count, suppressed;
-} RateLimit;
 
 struct VddDaemon {
     GMainContext *ctx;
@@ -69,29 +63,13 @@ struct VddDaemon {
     GBytes *device_info;           /* cached raw payload, or NULL */
     VdpAudioVolumeSync *volume[2]; /* [is_playback], cached, or NULL */
 
+    VddXfers *xfers;
+
     VdpMsg *scratch;
     uint32_t logged_ignored;       /* bit per VDAgent type already logged as ignored */
-    bool logged_xfer;
-    RateLimit rl_drop, rl_mouse;
+    bool streaming_xfer;           /* a FILE_XFER_DATA stream is being received */
+    VddRateLimit rl_drop, rl_mouse;
 };
-
-static bool rate_ok(RateLimit *rl)
-{
-    gint64 now = g_get_monotonic_time();
-    if (now - rl->start > LOG_WINDOW_US) {
-        if (rl->suppressed)
-            g_message("(%u similar messages suppressed)", rl->suppressed);
-        rl->start = now;
-        rl->count = 0;
-        rl->suppressed = 0;
-    }
-    if (rl->count < LOG_BURST) {
-        rl->count++;
-        return true;
-    }
-    rl->suppressed++;
-    return false;
-}
 
 static const char *mouse_mode(const VddDaemon *d)
 {
@@ -107,7 +85,7 @@ static void port_send(VddDaemon *d, const VdpMsg *m)
     VdpError err = {0};
     if (vdp_port_get_state(d->port) != VDP_PORT_STATE_OPEN)
         return;
-    if (vdp_port_send_msg(d->port, m, &d->layout, &err) != VDP_OK && rate_ok(&d->rl_drop))
+    if (vdp_port_send_msg(d->port, m, &d->layout, &err) != VDP_OK && vdd_rate_ok(&d->rl_drop, "protocol"))
         g_message("could not send %s to the host: %s", vdp_msg_type_name(m->type),
                   err.text[0] ? err.text : vdp_result_name(err.code));
 }
@@ -130,7 +108,7 @@ static void send_reply(VddDaemon *d, uint32_t chunk_port, uint32_t type, uint32_
     uint8_t buf[16];
     VdpError err = {0};
     size_t n = vdp_msg_encode_payload(&m, &d->layout, buf, sizeof(buf), &err);
-    if (n && vdp_port_send(d->port, chunk_port, VD_AGENT_REPLY, buf, n) != VDP_OK && rate_ok(&d->rl_drop))
+    if (n && vdp_port_send(d->port, chunk_port, VD_AGENT_REPLY, buf, n) != VDP_OK && vdd_rate_ok(&d->rl_drop, "protocol"))
         g_message("could not send REPLY to the host");
 }
 
@@ -193,7 +171,8 @@ static void update_session_states(VddDaemon *d)
         }
         if (d->client_connected)
             flags |= VDP_IPC_SESSION_CLIENT_CONNECTED;
-        /* VDP_IPC_SESSION_FILE_XFER_ENABLED: not in this build. */
+        if (a == d->active && !(si && (si->locked || si->greeter)))
+            flags |= VDP_IPC_SESSION_FILE_XFER_ENABLED;
         vdd_agent_send_session_state(a, flags);
     }
 }
@@ -245,6 +224,9 @@ static void forget_client(VddDaemon *d)
 /* The client went away (CLIENT_DISCONNECTED, port closed, new client). */
 static void client_gone(VddDaemon *d)
 {
+    if (d->xfers)
+        vdd_xfers_client_gone(d->xfers);
+    d->streaming_xfer = false;
     if (d->client_connected) {
         VdpMsg m = {.type = VD_AGENT_CLIENT_DISCONNECTED};
         for (unsigned i = 0;; i++) {
@@ -344,6 +326,8 @@ static void update_active(VddDaemon *d, VddAgent *skip)
     if (want == skip)
         want = NULL;
     if (want != d->active) {
+        if (d->active && d->active != skip && d->xfers)
+            vdd_xfers_agent_inactive(d->xfers, d->active);
         d->active = want;
         if (want) {
             g_message("active agent: pid %d, uid %u%s%s", (int)vdd_agent_pid(want),
@@ -394,24 +378,17 @@ static void handle_mouse(VddDaemon *d, const VdpMouseState *ms)
     }
     int32_t x, y;
     if (!vdd_layout_to_desktop(l, ms->display_id, ms->x, ms->y, &x, &y)) {
-        if (rate_ok(&d->rl_mouse))
+        if (vdd_rate_ok(&d->rl_mouse, "mouse"))
             g_message("mouse event for unknown display %u dropped", ms->display_id);
         return;
     }
     vdd_agent_send_mouse(d->active, x, y, ms->buttons);
 }
 
-static void refuse_xfer(VddDaemon *d, uint32_t id)
+static void start_xfer(VddDaemon *d, const VdpMsg *m)
 {
-    if (!d->logged_xfer)
-        g_message("file transfer is not available in this build yet; refusing transfers");
-    d->logged_xfer = true;
-    VdpMsg m = {.type = VD_AGENT_FILE_XFER_STATUS};
-    m.u.xfer_status.id = id;
-    m.u.xfer_status.result = vdp_caps_has(&d->client_caps, VD_AGENT_CAP_FILE_XFER_DETAILED_ERRORS)
-                                 ? VD_AGENT_FILE_XFER_STATUS_DISABLED
-                                 : VD_AGENT_FILE_XFER_STATUS_ERROR;
-    port_send(d, &m);
+    const VddSessionInfo *si = d->active ? vdd_sessions_active(d->sessions) : NULL;
+    vdd_xfers_client_start(d->xfers, d->active, si && si->locked, si && si->greeter, m);
 }
 
 static void log_ignored_once(VddDaemon *d, uint32_t type, const char *why)
@@ -430,7 +407,7 @@ static void on_port_message(void *user, uint32_t chunk_port, const VdpMsgHeader 
     VdpMsg *m = d->scratch;
     VdpError err = {0};
     if (vdp_msg_decode(VDP_FROM_HOST, chunk_port, hdr->type, data, len, &d->layout, m, &err) != VDP_OK) {
-        if (rate_ok(&d->rl_drop))
+        if (vdd_rate_ok(&d->rl_drop, "protocol"))
             g_message("dropped a message from the host: %s", err.text);
         return;
     }
@@ -488,11 +465,13 @@ static void on_port_message(void *user, uint32_t chunk_port, const VdpMsgHeader 
         update_session_states(d);
         break;
     case VD_AGENT_FILE_XFER_START:
-        refuse_xfer(d, m->u.xfer_start.id);
+        start_xfer(d, m);
         break;
     case VD_AGENT_FILE_XFER_STATUS:
+        vdd_xfers_client_status(d->xfers, m);
+        break;
     case VD_AGENT_FILE_XFER_DATA:
-        g_debug("ignoring %s: no transfer is running", vdp_msg_type_name(m->type));
+        vdd_xfers_client_data(d->xfers, m);
         break;
     case VD_AGENT_CLIPBOARD:
     case VD_AGENT_CLIPBOARD_GRAB:
@@ -518,7 +497,7 @@ static void on_port_problem(void *user, VdpReasmEvent ev, uint32_t chunk_port, c
         g_message("agent port: %s; reconnecting", err ? err->text : "framing error");
         return;
     }
-    if (rate_ok(&d->rl_drop))
+    if (vdd_rate_ok(&d->rl_drop, "protocol"))
         g_message("dropped a message from the host (chunk port %u): %s", chunk_port,
                   err ? err->text : "invalid");
 }
@@ -526,14 +505,64 @@ static void on_port_problem(void *user, VdpReasmEvent ev, uint32_t chunk_port, c
 static size_t port_max_payload(void *user, uint32_t type)
 {
     size_t m = vdp_msg_max_payload(type);
-    if (vdp_msg_streamable(type) && m > DAEMON_MAX_BUFFERED)
+    if (type != VD_AGENT_FILE_XFER_DATA && vdp_msg_streamable(type) && m > DAEMON_MAX_BUFFERED)
         m = DAEMON_MAX_BUFFERED;
     return m;
+}
+
+static void on_stream_begin(void *user, uint32_t chunk_port, const VdpMsgHeader *hdr, const uint8_t *head,
+                            size_t head_len)
+{
+    VddDaemon *d = user;
+    d->streaming_xfer = false;
+    if (hdr->type != VD_AGENT_FILE_XFER_DATA) {
+        log_ignored_once(d, hdr->type, "not routed in this build");
+        return;
+    }
+    VdpMsg *m = d->scratch;
+    VdpError err = {0};
+    if (vdp_msg_decode_stream_head(VDP_FROM_HOST, chunk_port, hdr->type, head, head_len, hdr->size,
+                                   &d->layout, m, &err) != VDP_OK) {
+        if (vdd_rate_ok(&d->rl_drop, "protocol"))
+            g_message("dropped a message from the host: %s", err.text);
+        return;
+    }
+    g_debug("host (port %u): FILE_XFER_DATA id=%u size=%llu (streamed)", chunk_port, m->u.xfer_data.id,
+            (unsigned long long)m->u.xfer_data.size);
+    d->streaming_xfer = true;
+    vdd_xfers_stream_begin(d->xfers, m);
+}
+
+static void on_stream_data(void *user, uint32_t chunk_port, const uint8_t *data, size_t len)
+{
+    VddDaemon *d = user;
+    if (d->streaming_xfer)
+        vdd_xfers_stream_data(d->xfers, data, len);
+}
+
+static void on_stream_end(void *user, uint32_t chunk_port)
+{
+    VddDaemon *d = user;
+    if (d->streaming_xfer)
+        vdd_xfers_stream_end(d->xfers);
+    d->streaming_xfer = false;
+}
+
+static void on_stream_abort(void *user, uint32_t chunk_port)
+{
+    VddDaemon *d = user;
+    if (d->streaming_xfer)
+        vdd_xfers_stream_abort(d->xfers);
+    d->streaming_xfer = false;
 }
 
 static const VdpPortCallbacks port_cb = {
     .state_changed = on_port_state,
     .message = on_port_message,
+    .stream_begin = on_stream_begin,
+    .stream_data = on_stream_data,
+    .stream_end = on_stream_end,
+    .stream_abort = on_stream_abort,
     .problem = on_port_problem,
 };
 
@@ -546,7 +575,17 @@ static void on_agent_added(void *user, VddAgent *a)
 
 static void on_agent_removed(void *user, VddAgent *a)
 {
+    VddDaemon *d = user;
+    if (d->xfers)
+        vdd_xfers_agent_gone(d->xfers, a);
     update_active(user, a);
+}
+
+static void on_agent_write_ready(void *user, VddAgent *a)
+{
+    VddDaemon *d = user;
+    if (d->xfers)
+        vdd_xfers_agent_write_ready(d->xfers, a);
 }
 
 static void on_agent_layout(void *user, VddAgent *a)
@@ -560,8 +599,13 @@ static void on_agent_layout(void *user, VddAgent *a)
 
 static void on_agent_vdagent(void *user, VddAgent *a, const VdpMsg *msg)
 {
-    g_debug("agent pid %d: ignoring %s (clipboard and file transfer are not routed in this build)",
-            (int)vdd_agent_pid(a), vdp_msg_type_name(msg->type));
+    VddDaemon *d = user;
+    if (msg->type == VD_AGENT_FILE_XFER_STATUS) {
+        vdd_xfers_agent_status(d->xfers, a, msg);
+        return;
+    }
+    g_debug("agent pid %d: ignoring %s (clipboard is not routed in this build)", (int)vdd_agent_pid(a),
+            vdp_msg_type_name(msg->type));
 }
 
 static char *on_status_json(void *user)
@@ -604,6 +648,7 @@ static const VddAgentsEvents agents_ev = {
     .agent_removed = on_agent_removed,
     .agent_layout = on_agent_layout,
     .agent_vdagent = on_agent_vdagent,
+    .agent_write_ready = on_agent_write_ready,
     .status_json = on_status_json,
 };
 
@@ -619,12 +664,12 @@ static const VddSessionEvents sessions_ev = {.changed = on_sessions_changed};
 static void init_own_caps(VdpCaps *caps)
 {
     vdp_caps_init_guest(caps);
-    /* Not routed in this build: a client must not offer or expect them. */
+    /* Not routed in this build: a client must not offer or expect them.
+     * File transfer is routed (vdd-xfer.c): FILE_XFER_DISABLED is not set. */
     vdp_caps_unset(caps, VD_AGENT_CAP_CLIPBOARD_BY_DEMAND);
     vdp_caps_unset(caps, VD_AGENT_CAP_CLIPBOARD_SELECTION);
     vdp_caps_unset(caps, VD_AGENT_CAP_CLIPBOARD_GRAB_SERIAL);
     vdp_caps_unset(caps, VD_AGENT_CAP_CLIPBOARD_NO_RELEASE_ON_REGRAB);
-    vdp_caps_set(caps, VD_AGENT_CAP_FILE_XFER_DISABLED);
 }
 
 VddDaemon *vdd_daemon_new(GMainContext *ctx, const VddOptions *opt, VddQuitFunc quit, void *quit_user,
@@ -672,6 +717,7 @@ VddDaemon *vdd_daemon_new(GMainContext *ctx, const VddOptions *opt, VddQuitFunc 
         .sessions = d->sessions,
         .handshake_ms = opt->handshake_ms,
     };
+    d->xfers = vdd_xfers_new(d->port, &d->client_caps, &d->layout);
     d->agents = vdd_agents_new(d->ctx, &acfg, &agents_ev, d, error);
     if (!d->agents) {
         vdd_daemon_free(d);
@@ -691,6 +737,8 @@ void vdd_daemon_free(VddDaemon *d)
     vdd_agents_free(d->agents);
     d->agents = NULL;
     d->active = NULL;
+    vdd_xfers_free(d->xfers);
+    d->xfers = NULL;
     if (d->port) {
         if (vdp_port_get_state(d->port) == VDP_PORT_STATE_OPEN)
             vdp_port_flush_sync(d->port, PORT_EXIT_FLUSH_MS);

@@ -9,6 +9,33 @@
 #include "vdp-unix.h"
 #include "vdp-wire.h"
 
+static void xfer_message(TestAgent *a, const VdpMsg *m)
+{
+    if (!a->xfer_accept)
+        return;
+    if (m->type == VD_AGENT_FILE_XFER_START) {
+        GKeyFile *kf = g_key_file_new();
+        a->xfer_id = m->u.xfer_start.id;
+        a->xfer_size = 0;
+        a->xfer_received = 0;
+        if (g_key_file_load_from_data(kf, m->u.xfer_start.keyfile, m->u.xfer_start.keyfile_len, 0, NULL))
+            a->xfer_size = g_key_file_get_uint64(kf, "vdagent-file-xfer", "size", NULL);
+        g_key_file_free(kf);
+        if (a->xfer_sum)
+            g_checksum_free(a->xfer_sum);
+        a->xfer_sum = g_checksum_new(G_CHECKSUM_SHA256);
+        test_agent_send_xfer_status(a, a->xfer_id, VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA);
+    } else if (m->type == VD_AGENT_FILE_XFER_DATA && m->u.xfer_data.id == a->xfer_id && a->xfer_sum) {
+        a->xfer_data_msgs++;
+        a->xfer_received += m->u.xfer_data.size;
+        g_checksum_update(a->xfer_sum, m->u.xfer_data.data, (gssize)m->u.xfer_data.size);
+        if (a->xfer_received == a->xfer_size && !a->xfer_no_success) {
+            a->xfer_done++;
+            test_agent_send_xfer_status(a, a->xfer_id, VD_AGENT_FILE_XFER_STATUS_SUCCESS);
+        }
+    }
+}
+
 static bool on_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload, int *fds, unsigned nfds)
 {
     TestAgent *a = user;
@@ -69,6 +96,7 @@ static bool on_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload
             vdp_msg_decode(VDP_FROM_HOST, vdp_msg_port_for_type(type), type, payload + 4, hdr->size - 4,
                            &vdp_ipc_layout, m, &err) == VDP_OK) {
             a->nmsgs[type]++;
+            xfer_message(a, m);
             if (a->last_payload[type])
                 g_bytes_unref(a->last_payload[type]);
             a->last_payload[type] = g_bytes_new(payload + 4, hdr->size - 4);
@@ -126,7 +154,21 @@ void test_agent_free(TestAgent *a)
         if (a->last_payload[i])
             g_bytes_unref(a->last_payload[i]);
     g_free(a->status_json);
+    if (a->xfer_sum)
+        g_checksum_free(a->xfer_sum);
     g_free(a);
+}
+
+bool test_agent_send_xfer_status(TestAgent *a, uint32_t id, uint32_t result)
+{
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    m->type = VD_AGENT_FILE_XFER_STATUS;
+    m->u.xfer_status.id = id;
+    m->u.xfer_status.result = result;
+    VdpError err = {0};
+    bool ok = vdp_ipc_conn_send_vdagent(a->conn, 0, m, &err) == VDP_OK;
+    g_free(m);
+    return ok;
 }
 
 bool test_agent_send_layout(TestAgent *a, const VdpIpcGuestLayout *l)

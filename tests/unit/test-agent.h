@@ -25,6 +25,14 @@ typedef struct TestAgent {
     GBytes *last_payload[TEST_AGENT_NTYPES];  /* their last canonical payload */
     char *status_json;
     unsigned bad_frames;                      /* anything that did not decode */
+    /* File transfer receiving (off unless xfer_accept is set): START is
+     * answered CAN_SEND_DATA, DATA is summed, and SUCCESS is sent when
+     * the size the keyfile announced has arrived (unless xfer_no_success). */
+    bool xfer_accept, xfer_no_success;
+    uint32_t xfer_id;
+    uint64_t xfer_size, xfer_received;
+    unsigned xfer_data_msgs, xfer_done;
+    GChecksum *xfer_sum;                      /* SHA-256 of the data received */
 } TestAgent;
 
 /* Connect to the daemon's socket and send HELLO with this role. NULL if
@@ -37,6 +45,8 @@ void test_agent_free(TestAgent *a);
 
 bool test_agent_send_layout(TestAgent *a, const VdpIpcGuestLayout *l);
 bool test_agent_send_status_request(TestAgent *a);
+/* A FILE_XFER_STATUS envelope (no detail). */
+bool test_agent_send_xfer_status(TestAgent *a, uint32_t id, uint32_t result);
 
 /* Decode the last VDAgent message of a type (false if none). Views in msg
  * stay valid until the next message of that type arrives. */

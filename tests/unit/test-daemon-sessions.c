@@ -853,6 +853,83 @@ static void test_switch(void **state)
     test_agent_free(a);
 }
 
+/* CVE-2020-25651: an agent that does not own a transfer (here the
+ * inactive session's) cannot accept it: its CAN_SEND_DATA is ignored and
+ * nobody receives the file's data. */
+typedef struct XferWait {
+    bool done, ok;
+    GError *error;
+} XferWait;
+
+static void xfer_sent(GObject *src, GAsyncResult *res, gpointer user)
+{
+    XferWait *w = user;
+    w->ok = vdh_host_send_files_finish(F->host, res, &w->error);
+    w->done = true;
+}
+
+static bool xfer_finished(void *d)
+{
+    return ((XferWait *)d)->done;
+}
+
+static bool got_start(void *d)
+{
+    return ((TestAgent *)d)->nmsgs[VD_AGENT_FILE_XFER_START] > 0;
+}
+
+static void test_xfer_owner(void **state)
+{
+    add_session("2", 0);
+    add_session("3", 0);
+    set_active("2", SESSION_PATH("2"));
+    publish_map();
+    start_daemon(false, false);
+    pid_t pa, pb;
+    int fa = kid_connect(0, KID_STAY, &pa);
+    int fb = kid_connect(0, KID_STAY, &pb);
+    map_pid(pa, SESSION_PATH("2"));
+    map_pid(pb, SESSION_PATH("3"));
+    TestAgent *a = agent_on_fd(fa);
+    TestAgent *b = agent_on_fd(fb);
+    assert_true(a->welcomed);
+    assert_true(b->welcomed);
+    assert_true(wait_flags(a, VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE));
+    send_layout(a, false);
+    host_ready();
+
+    char *path = g_build_filename(F->dir, "secret.bin", NULL);
+    char data[4096];
+    memset(data, 'x', sizeof(data));
+    assert_true(g_file_set_contents(path, data, sizeof(data), NULL));
+    const char *paths[] = {path, NULL};
+    XferWait w = {0};
+    vdh_host_send_files_async(F->host, paths, NULL, NULL, WAIT_MS, NULL, xfer_sent, &w);
+    assert_true(test_wait(got_start, a, WAIT_MS));
+    assert_int_equal(b->nmsgs[VD_AGENT_FILE_XFER_START], 0);
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    assert_true(test_agent_last(a, VD_AGENT_FILE_XFER_START, m));
+    uint32_t id = m->u.xfer_start.id;
+    g_free(m);
+    /* the other agent claims it */
+    assert_true(test_agent_send_xfer_status(b, id, VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA));
+    test_spin(500);
+    assert_false(w.done);
+    assert_int_equal(b->nmsgs[VD_AGENT_FILE_XFER_DATA], 0);
+    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_DATA], 0);
+    assert_false(b->closed);
+    /* the owner refuses: the host learns it */
+    assert_true(test_agent_send_xfer_status(a, id, VD_AGENT_FILE_XFER_STATUS_ERROR));
+    assert_true(test_wait(xfer_finished, &w, WAIT_MS));
+    assert_false(w.ok);
+    g_clear_error(&w.error);
+    assert_int_equal(b->nmsgs[VD_AGENT_FILE_XFER_DATA], 0);
+    unlink(path);
+    g_free(path);
+    test_agent_free(b);
+    test_agent_free(a);
+}
+
 /* ---- 5. lock ---- */
 
 static void test_lock(void **state)
@@ -1011,6 +1088,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pid_gone, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_switch, setup_bus, teardown),
+        cmocka_unit_test_setup_teardown(test_xfer_owner, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_greeter, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_one_session, setup_plain, teardown),

@@ -46,6 +46,8 @@ typedef struct RawHost {
     uint32_t last_announce_request;
     VdpCaps guest_caps;
     uint32_t last_reply_type, last_status_id, last_status_result;
+    bool last_status_detail;
+    uint32_t last_status_error_type, last_status_error_code;
 } RawHost;
 
 static void raw_state(void *user, VdpPortState st, const char *why)
@@ -79,6 +81,9 @@ static void raw_message(void *user, uint32_t chunk_port, const VdpMsgHeader *hdr
             r->statuses++;
             r->last_status_id = m->u.xfer_status.id;
             r->last_status_result = m->u.xfer_status.result;
+            r->last_status_detail = m->u.xfer_status.has_detail;
+            r->last_status_error_type = m->u.xfer_status.error_type;
+            r->last_status_error_code = m->u.xfer_status.error_code;
             break;
         default:
             break;
@@ -397,7 +402,7 @@ static void test_port_follows_layout(void **state)
     assert_non_null(caps);
     assert_true(vdp_caps_has(caps, VD_AGENT_CAP_MOUSE_STATE));
     assert_true(vdp_caps_has(caps, VD_AGENT_CAP_MONITORS_CONFIG));
-    assert_true(vdp_caps_has(caps, VD_AGENT_CAP_FILE_XFER_DISABLED));
+    assert_false(vdp_caps_has(caps, VD_AGENT_CAP_FILE_XFER_DISABLED));
     assert_false(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_BY_DEMAND));
     assert_false(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_SELECTION));
     assert_false(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_GRAB_SERIAL));
@@ -417,7 +422,7 @@ static void test_caps_request(void **state)
     assert_true(test_wait(raw_open, NULL, WAIT_MS));
     /* the daemon announced first, with request=1 */
     assert_int_equal(F->raw.announce_requests, 1);
-    assert_true(vdp_caps_has(&F->raw.guest_caps, VD_AGENT_CAP_FILE_XFER_DISABLED));
+    assert_false(vdp_caps_has(&F->raw.guest_caps, VD_AGENT_CAP_FILE_XFER_DISABLED));
     assert_false(vdp_caps_has(&F->raw.guest_caps, VD_AGENT_CAP_CLIPBOARD_BY_DEMAND));
     unsigned before = F->raw.announces;
     raw_announce(true, true);
@@ -835,22 +840,204 @@ static void raw_xfer_start(uint32_t id)
     g_free(m);
 }
 
-static void test_xfer_refused(void **state)
+/* START is forwarded to the agent; a duplicate id gets ERROR; the
+ * 129th transfer at once gets ERROR with the TOO_MANY_OPEN_FILES detail
+ * (CVE-2020-25650); a client without detailed errors gets plain ERROR. */
+static void test_xfer_limits(void **state)
 {
     TestAgent *a = agent_with_layout(false);
     assert_true(test_wait(raw_open, NULL, WAIT_MS));
     raw_announce(true, true);
-    raw_xfer_start(41);
+    raw_xfer_start(1);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_FILE_XFER_START], 1));
+    assert_int_equal(F->raw.statuses, 0);
+    /* duplicate id */
+    raw_xfer_start(1);
     assert_true(wait_count(&F->raw.statuses, 1));
-    assert_int_equal(F->raw.last_status_id, 41);
-    assert_int_equal(F->raw.last_status_result, VD_AGENT_FILE_XFER_STATUS_DISABLED);
-    /* a client without detailed errors gets plain ERROR */
-    raw_announce(false, false);
-    raw_xfer_start(42);
-    assert_true(wait_count(&F->raw.statuses, 2));
-    assert_int_equal(F->raw.last_status_id, 42);
+    assert_int_equal(F->raw.last_status_id, 1);
     assert_int_equal(F->raw.last_status_result, VD_AGENT_FILE_XFER_STATUS_ERROR);
-    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_START], 0);
+    assert_false(F->raw.last_status_detail);
+    for (uint32_t id = 2; id <= 128; id++)
+        raw_xfer_start(id);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_FILE_XFER_START], 128));
+    assert_int_equal(F->raw.statuses, 1);
+    raw_xfer_start(129);
+    assert_true(wait_count(&F->raw.statuses, 2));
+    assert_int_equal(F->raw.last_status_id, 129);
+    assert_int_equal(F->raw.last_status_result, VD_AGENT_FILE_XFER_STATUS_ERROR);
+    assert_true(F->raw.last_status_detail);
+    assert_int_equal(F->raw.last_status_error_type, VD_AGENT_FILE_XFER_STATUS_ERROR_GLIB_IO);
+    assert_int_equal(F->raw.last_status_error_code, 31 /* G_IO_ERROR_TOO_MANY_OPEN_FILES */);
+    test_spin(100);
+    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_START], 128);
+    /* the agent ends one: room for one more */
+    assert_true(test_agent_send_xfer_status(a, 7, VD_AGENT_FILE_XFER_STATUS_ERROR));
+    assert_true(wait_count(&F->raw.statuses, 3));
+    assert_int_equal(F->raw.last_status_id, 7);
+    raw_xfer_start(130);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_FILE_XFER_START], 129));
+    /* without detailed errors: plain ERROR, no detail */
+    raw_announce(false, false);
+    raw_xfer_start(131);
+    assert_true(wait_count(&F->raw.statuses, 4));
+    assert_int_equal(F->raw.last_status_id, 131);
+    assert_int_equal(F->raw.last_status_result, VD_AGENT_FILE_XFER_STATUS_ERROR);
+    assert_false(F->raw.last_status_detail);
+    /* a new client: the agent is told the transfers are cancelled */
+    unsigned before = a->nmsgs[VD_AGENT_FILE_XFER_STATUS];
+    raw_announce(true, true);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_FILE_XFER_STATUS], before + 128));
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    assert_true(test_agent_last(a, VD_AGENT_FILE_XFER_STATUS, m));
+    assert_int_equal(m->u.xfer_status.result, VD_AGENT_FILE_XFER_STATUS_CANCELLED);
+    g_free(m);
+    assert_int_equal(a->bad_frames, 0);
+    test_agent_free(a);
+}
+
+/* ---- file transfers through the host library ---- */
+
+static char *make_file(const char *name, size_t size, char **sha)
+{
+    char *path = g_build_filename(F->dir, name, NULL);
+    uint8_t *data = g_malloc(size);
+    uint32_t v = 12345;
+    for (size_t i = 0; i < size; i++) {
+        v = v * 1103515245u + 12345u;
+        data[i] = (uint8_t)(v >> 16);
+    }
+    assert_true(g_file_set_contents(path, (const char *)data, (gssize)size, NULL));
+    if (sha)
+        *sha = g_compute_checksum_for_data(G_CHECKSUM_SHA256, data, size);
+    g_free(data);
+    return path;
+}
+
+static TestAgent *xfer_agent(void)
+{
+    TestAgent *a = agent_with_layout(false);
+    a->xfer_accept = true;
+    host_ready();
+    return a;
+}
+
+static void test_xfer_file(void **state)
+{
+    TestAgent *a = xfer_agent();
+    char *sha = NULL;
+    char *path = make_file("three.bin", 3u << 20, &sha);
+    const char *paths[] = {path, NULL};
+    GError *error = NULL;
+    if (!vdh_host_send_files_sync(F->host, paths, NULL, NULL, WAIT_MS, &error))
+        fail_msg("send: %s", error->message);
+    assert_int_equal(a->xfer_received, 3u << 20);
+    assert_int_equal(a->xfer_done, 1);
+    assert_string_equal(g_checksum_get_string(a->xfer_sum), sha);
+    /* streamed DATA was re-chunked: never more than 128 KiB per envelope */
+    assert_true(a->xfer_data_msgs >= (3u << 20) / (128u * 1024u));
+    assert_int_equal(a->bad_frames, 0);
+    unlink(path);
+    g_free(path);
+    g_free(sha);
+    test_agent_free(a);
+}
+
+static void test_xfer_no_agent(void **state)
+{
+    TestAgent *a = agent_with_layout(false);
+    host_ready();
+    test_agent_free(a);
+    test_spin(100);   /* the port stays open for a grace period */
+    assert_true(vdh_host_is_connected(F->host));
+    char *path = make_file("small.bin", 100, NULL);
+    const char *paths[] = {path, NULL};
+    GError *error = NULL;
+    assert_false(vdh_host_send_files_sync(F->host, paths, NULL, NULL, WAIT_MS, &error));
+    assert_non_null(error);
+    assert_true(g_error_matches(error, VDH_ERROR, VDH_ERROR_REFUSED));
+    assert_non_null(strstr(error->message, "no session agent"));
+    g_error_free(error);
+    unlink(path);
+    g_free(path);
+}
+
+typedef struct AsyncXfer {
+    bool done, ok;
+    GError *error;
+    uint64_t sent;
+} AsyncXfer;
+
+static void xfer_progress(void *user, const VdhXferProgress *p)
+{
+    ((AsyncXfer *)user)->sent = p->sent;
+}
+
+static void xfer_done(GObject *src, GAsyncResult *res, gpointer user)
+{
+    AsyncXfer *ax = user;
+    ax->ok = vdh_host_send_files_finish(F->host, res, &ax->error);
+    ax->done = true;
+}
+
+static bool ax_done(void *d)
+{
+    return ((AsyncXfer *)d)->done;
+}
+
+static bool got_data(void *d)
+{
+    return ((TestAgent *)d)->xfer_received > 0;
+}
+
+static void test_xfer_agent_gone(void **state)
+{
+    TestAgent *a = xfer_agent();
+    a->xfer_no_success = true;
+    char *path = make_file("big.bin", 3u << 20, NULL);
+    const char *paths[] = {path, NULL};
+    AsyncXfer ax = {0};
+    vdh_host_send_files_async(F->host, paths, xfer_progress, &ax, WAIT_MS, NULL, xfer_done, &ax);
+    assert_true(test_wait(got_data, a, WAIT_MS));
+    test_agent_free(a);
+    assert_true(test_wait(ax_done, &ax, WAIT_MS));
+    assert_false(ax.ok);
+    assert_non_null(ax.error);
+    assert_non_null(strstr(ax.error->message, "cancelled"));
+    g_error_free(ax.error);
+    unlink(path);
+    g_free(path);
+}
+
+/* The agent stops reading: the daemon stops reading the port (the host's
+ * transfer stalls, the agent is not dropped for a full queue); it
+ * completes when the agent reads again. */
+static void test_xfer_backpressure(void **state)
+{
+    TestAgent *a = xfer_agent();
+    char *sha = NULL;
+    size_t size = 16u << 20;
+    char *path = make_file("huge.bin", size, &sha);
+    const char *paths[] = {path, NULL};
+    AsyncXfer ax = {0};
+    vdh_host_send_files_async(F->host, paths, xfer_progress, &ax, WAIT_MS, NULL, xfer_done, &ax);
+    assert_true(test_wait(got_data, a, WAIT_MS));
+    vdp_ipc_conn_pause_read(a->conn, true);
+    test_spin(500);
+    uint64_t stalled = ax.sent;
+    test_spin(500);
+    assert_false(ax.done);
+    assert_true(ax.sent < size);
+    assert_int_equal(ax.sent, stalled);
+    assert_false(a->closed);
+    vdp_ipc_conn_pause_read(a->conn, false);
+    assert_true(test_wait(ax_done, &ax, 4 * WAIT_MS));
+    if (!ax.ok)
+        fail_msg("send: %s", ax.error->message);
+    assert_int_equal(a->xfer_received, size);
+    assert_string_equal(g_checksum_get_string(a->xfer_sum), sha);
+    unlink(path);
+    g_free(path);
+    g_free(sha);
     test_agent_free(a);
 }
 
@@ -870,7 +1057,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_disconnected, setup_host, teardown),
         cmocka_unit_test_setup_teardown(test_redeliver, setup_host, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup_host, teardown),
-        cmocka_unit_test_setup_teardown(test_xfer_refused, setup_raw, teardown),
+        cmocka_unit_test_setup_teardown(test_xfer_limits, setup_raw, teardown),
+        cmocka_unit_test_setup_teardown(test_xfer_file, setup_host, teardown),
+        cmocka_unit_test_setup_teardown(test_xfer_no_agent, setup_host, teardown),
+        cmocka_unit_test_setup_teardown(test_xfer_agent_gone, setup_host, teardown),
+        cmocka_unit_test_setup_teardown(test_xfer_backpressure, setup_host, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
