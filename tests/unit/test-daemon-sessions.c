@@ -47,11 +47,12 @@
 #include "test-agent.h"
 #include "vdh-host.h"
 #include "vdp-unix.h"
+#include "vdp-dbusmock.h"
 
 #define WAIT_MS 8000u
 #define TEST_TIMEOUT_S 90u
 #define CTL_TIMEOUT_MS 10000
-#define PYTHON "/usr/bin/python3"
+#define PYTHON VDP_TEST_PYTHON
 #define SOCKET_ACTIVATE "/usr/bin/systemd-socket-activate"
 #define NOBODY 65534u
 
@@ -1039,29 +1040,15 @@ static void test_socket_activation_two(void **state)
     g_free(other);
 }
 
-static bool have_dbusmock(void)
-{
-    char *argv[] = {PYTHON, "-c", "import dbusmock", NULL};
-    int status = -1;
-    if (!g_file_test(PYTHON, G_FILE_TEST_IS_EXECUTABLE))
-        return false;
-    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
-                      NULL, NULL, &status, NULL))
-        return false;
-    return g_spawn_check_wait_status(status, NULL);
-}
-
 int main(void)
 {
     verbose = g_getenv("VDD_TEST_VERBOSE") != NULL;
-    dbus_daemon_path = g_find_program_in_path("dbus-daemon");
-    if (!dbus_daemon_path && g_file_test("/usr/bin/dbus-daemon", G_FILE_TEST_IS_EXECUTABLE))
-        dbus_daemon_path = g_strdup("/usr/bin/dbus-daemon");
+    dbus_daemon_path = vdp_test_find_dbus_daemon();
     if (!dbus_daemon_path) {
         printf("SKIP: test-daemon-sessions needs dbus-daemon\n");
         return 77;
     }
-    if (!have_dbusmock()) {
+    if (!vdp_test_have_dbusmock()) {
         printf("SKIP: test-daemon-sessions needs python3-dbusmock for " PYTHON "\n");
         return 77;
     }

@@ -51,6 +51,7 @@
 
 #include "vdd-session.h"
 #include "vdp-testdir.h"
+#include "vdp-dbusmock.h"
 
 /* Longest any single wait may take before the test fails. */
 #define WAIT_MS 15000
@@ -59,7 +60,7 @@
 /* Timeout of the test's own (blocking) control calls. */
 #define CTL_TIMEOUT_MS 10000
 
-#define PYTHON "/usr/bin/python3"
+#define PYTHON VDP_TEST_PYTHON
 #define LOGIND_NAME "org.freedesktop.login1"
 #define LOGIND_PATH "/org/freedesktop/login1"
 #define MANAGER_IFACE "org.freedesktop.login1.Manager"
@@ -1070,30 +1071,15 @@ static void test_retry(void **state)
 
 /* ---- main ---- */
 
-static bool have_dbusmock(void)
-{
-    if (!g_file_test(PYTHON, G_FILE_TEST_IS_EXECUTABLE))
-        return false;
-    char *argv[] = { PYTHON, "-c", "import dbusmock.templates.logind", NULL };
-    int status = -1;
-    if (!g_spawn_sync(NULL, argv, NULL,
-                      G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
-                      NULL, NULL, &status, NULL))
-        return false;
-    return g_spawn_check_wait_status(status, NULL);
-}
-
 int main(void)
 {
     verbose = g_getenv("VDD_TEST_VERBOSE") != NULL;
-    dbus_daemon_path = g_find_program_in_path("dbus-daemon");
-    if (!dbus_daemon_path && g_file_test("/usr/bin/dbus-daemon", G_FILE_TEST_IS_EXECUTABLE))
-        dbus_daemon_path = g_strdup("/usr/bin/dbus-daemon");
+    dbus_daemon_path = vdp_test_find_dbus_daemon();
     if (!dbus_daemon_path) {
         printf("SKIP: test-session needs dbus-daemon (Debian package dbus-daemon)\n");
         return 77;
     }
-    if (!have_dbusmock()) {
+    if (!vdp_test_have_dbusmock()) {
         printf("SKIP: test-session needs python3-dbusmock for " PYTHON "\n");
         g_free(dbus_daemon_path);
         return 77;
