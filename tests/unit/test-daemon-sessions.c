@@ -46,6 +46,7 @@
 
 #include "test-agent.h"
 #include "vdh-host.h"
+#include "vdh-host-priv.h"   /* next_xfer_id, to reuse a transfer id */
 #include "vdp-unix.h"
 #include "vdp-dbusmock.h"
 
@@ -952,7 +953,8 @@ static void test_lock(void **state)
 
 /* ---- 6. a greeter session ---- */
 
-static void test_greeter(void **state)
+/* An active greeter session c1 of root, its agent is the test process. */
+static void add_greeter(void)
 {
     const char *path = SESSION_PATH("c1");
     GVariantBuilder props;
@@ -969,12 +971,255 @@ static void test_greeter(void **state)
                             g_variant_new_array(G_VARIANT_TYPE("(ssss)"), NULL, 0)));
     set_active("c1", path);
     map_pid(getpid(), path);
+}
+
+static void test_greeter(void **state)
+{
+    add_greeter();
     start_daemon(false, false);
     TestAgent *a = agent_here();
     assert_true(a->welcomed);
     assert_true(wait_flags(a, VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE));
     send_layout(a, false);
     host_ready();
+    test_agent_free(a);
+}
+
+/* ---- 6b. file transfers and the session state ---- */
+
+static char *make_file(const char *name, size_t size)
+{
+    char *path = g_build_filename(F->dir, name, NULL);
+    char *data = g_malloc(size);
+    for (size_t i = 0; i < size; i++)
+        data[i] = (char)(i * 7u + 1u);
+    assert_true(g_file_set_contents(path, data, (gssize)size, NULL));
+    g_free(data);
+    return path;
+}
+
+static bool got_xfer_status(void *d)
+{
+    return ((TestAgent *)d)->nmsgs[VD_AGENT_FILE_XFER_STATUS] > 0;
+}
+
+static bool got_xfer_data(void *d)
+{
+    return ((TestAgent *)d)->xfer_data_msgs > 0;
+}
+
+static bool all_data_in(void *d)
+{
+    TestAgent *a = d;
+    return a->xfer_size > 0 && a->xfer_received == a->xfer_size;
+}
+
+static uint32_t last_start_id(TestAgent *a)
+{
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    assert_true(test_agent_last(a, VD_AGENT_FILE_XFER_START, m));
+    uint32_t id = m->u.xfer_start.id;
+    g_free(m);
+    return id;
+}
+
+/* The agent's last FILE_XFER_STATUS is CANCELLED for id. */
+static void assert_agent_cancelled(TestAgent *a, uint32_t id)
+{
+    assert_true(test_wait(got_xfer_status, a, WAIT_MS));
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    assert_true(test_agent_last(a, VD_AGENT_FILE_XFER_STATUS, m));
+    assert_int_equal(m->u.xfer_status.id, id);
+    assert_int_equal(m->u.xfer_status.result, VD_AGENT_FILE_XFER_STATUS_CANCELLED);
+    g_free(m);
+}
+
+/* Sends one file synchronously; returns the error (NULL on success). */
+static GError *send_one(const char *path)
+{
+    const char *paths[] = {path, NULL};
+    GError *error = NULL;
+    if (vdh_host_send_files_sync(F->host, paths, NULL, NULL, WAIT_MS, &error))
+        return NULL;
+    assert_non_null(error);
+    return error;
+}
+
+/* The active session is locked: START is refused with SESSION_LOCKED (the
+ * host announces FILE_XFER_DETAILED_ERRORS, so the reason reaches it) and
+ * the agent never sees the transfer. Unlocked, the same file goes through. */
+static void test_xfer_locked(void **state)
+{
+    add_session("2", 0);
+    set_active("2", SESSION_PATH("2"));
+    map_pid(getpid(), SESSION_PATH("2"));
+    start_daemon(false, false);
+    TestAgent *a = agent_here();
+    assert_true(a->welcomed);
+    a->xfer_accept = true;
+    send_layout(a, false);
+    host_ready();
+    assert_true(vdp_caps_has(vdh_host_get_guest_caps(F->host), VD_AGENT_CAP_FILE_XFER_DETAILED_ERRORS));
+    update_prop(SESSION_PATH("2"), SESSION_IFACE, "LockedHint", g_variant_new_boolean(TRUE));
+    assert_true(wait_flags(a, VDP_IPC_SESSION_ACTIVE | VDP_IPC_SESSION_LOCKED,
+                           VDP_IPC_SESSION_ACTIVE | VDP_IPC_SESSION_LOCKED));
+
+    char *path = make_file("locked.bin", 1000);
+    GError *error = send_one(path);
+    assert_non_null(error);
+    assert_true(g_error_matches(error, VDH_ERROR, VDH_ERROR_REFUSED));
+    if (!strstr(error->message, "locked"))
+        fail_msg("unexpected error: %s", error->message);
+    g_clear_error(&error);
+    test_spin(300);
+    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_START], 0);
+    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_DATA], 0);
+
+    update_prop(SESSION_PATH("2"), SESSION_IFACE, "LockedHint", g_variant_new_boolean(FALSE));
+    assert_true(wait_flags(a, VDP_IPC_SESSION_ACTIVE | VDP_IPC_SESSION_LOCKED, VDP_IPC_SESSION_ACTIVE));
+    error = send_one(path);
+    if (error)
+        fail_msg("transfer after unlocking: %s", error->message);
+    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_START], 1);
+    assert_int_equal(a->xfer_done, 1);
+    assert_int_equal(a->bad_frames, 0);
+    g_free(path);
+    test_agent_free(a);
+}
+
+/* The active session is a greeter: START is refused with DISABLED. */
+static void test_xfer_greeter(void **state)
+{
+    add_greeter();
+    start_daemon(false, false);
+    TestAgent *a = agent_here();
+    assert_true(a->welcomed);
+    assert_true(wait_flags(a, VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE));
+    a->xfer_accept = true;
+    send_layout(a, false);
+    host_ready();
+    char *path = make_file("greeter.bin", 1000);
+    GError *error = send_one(path);
+    assert_non_null(error);
+    assert_true(g_error_matches(error, VDH_ERROR, VDH_ERROR_REFUSED));
+    if (!strstr(error->message, "disabled"))
+        fail_msg("unexpected error: %s", error->message);
+    g_clear_error(&error);
+    test_spin(300);
+    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_START], 0);
+    g_free(path);
+    test_agent_free(a);
+}
+
+/* A transfer is running (all its data delivered, the agent has not
+ * answered yet) when another session becomes active: the host's transfer
+ * fails as cancelled, the old agent is told CANCELLED for that id (so it
+ * deletes the partial file), and the new agent never hears of it. */
+static void test_xfer_switch(void **state)
+{
+    add_session("2", 0);
+    add_session("3", 0);
+    set_active("2", SESSION_PATH("2"));
+    publish_map();
+    start_daemon(false, false);
+    pid_t pa, pb;
+    int fa = kid_connect(0, KID_STAY, &pa);
+    int fb = kid_connect(0, KID_STAY, &pb);
+    map_pid(pa, SESSION_PATH("2"));
+    map_pid(pb, SESSION_PATH("3"));
+    TestAgent *a = agent_on_fd(fa);
+    TestAgent *b = agent_on_fd(fb);
+    assert_true(a->welcomed);
+    assert_true(b->welcomed);
+    assert_true(wait_flags(a, VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE));
+    a->xfer_accept = true;
+    a->xfer_no_success = true;
+    b->xfer_accept = true;
+    send_layout(a, false);
+    host_ready();
+
+    char *path = make_file("switch.bin", 300 * 1024);
+    const char *paths[] = {path, NULL};
+    XferWait w = {0};
+    vdh_host_send_files_async(F->host, paths, NULL, NULL, WAIT_MS, NULL, xfer_sent, &w);
+    assert_true(test_wait(all_data_in, a, WAIT_MS));
+    uint32_t id = last_start_id(a);
+    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_STATUS], 0);
+    assert_false(w.done);
+
+    set_active("3", SESSION_PATH("3"));
+    assert_true(wait_flags(b, VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE));
+    assert_true(test_wait(xfer_finished, &w, WAIT_MS));
+    assert_false(w.ok);
+    assert_non_null(w.error);
+    if (!strstr(w.error->message, "cancelled"))
+        fail_msg("unexpected error: %s", w.error->message);
+    g_clear_error(&w.error);
+    assert_agent_cancelled(a, id);
+    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_STATUS], 1);
+    test_spin(200);
+    assert_int_equal(b->nmsgs[VD_AGENT_FILE_XFER_START], 0);
+    assert_int_equal(b->nmsgs[VD_AGENT_FILE_XFER_STATUS], 0);
+    /* a late answer of the old agent for it is ignored */
+    assert_true(test_agent_send_xfer_status(a, id, VD_AGENT_FILE_XFER_STATUS_SUCCESS));
+    test_spin(200);
+    assert_true(log_has("no such transfer"));
+    assert_false(a->closed);
+    assert_int_equal(a->bad_frames, 0);
+    assert_int_equal(b->bad_frames, 0);
+    g_free(path);
+    test_agent_free(b);
+    test_agent_free(a);
+}
+
+/* The client cancels a transfer mid-way: its STATUS CANCELLED reaches the
+ * owner, and the daemon forgets the id, so a new START with the same id
+ * is accepted (not refused as "already in use"). */
+static void test_xfer_client_cancel(void **state)
+{
+    add_session("2", 0);
+    set_active("2", SESSION_PATH("2"));
+    map_pid(getpid(), SESSION_PATH("2"));
+    start_daemon(false, false);
+    TestAgent *a = agent_here();
+    assert_true(a->welcomed);
+    a->xfer_accept = true;
+    a->xfer_no_success = true;
+    send_layout(a, false);
+    host_ready();
+
+    char *big = make_file("big.bin", 4u * 1024u * 1024u);
+    const char *paths[] = {big, NULL};
+    XferWait w = {0};
+    GCancellable *c = g_cancellable_new();
+    vdh_host_send_files_async(F->host, paths, NULL, NULL, WAIT_MS, c, xfer_sent, &w);
+    assert_true(test_wait(got_xfer_data, a, WAIT_MS));
+    uint32_t id = last_start_id(a);
+    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_STATUS], 0);
+    g_cancellable_cancel(c);
+    assert_true(test_wait(xfer_finished, &w, WAIT_MS));
+    assert_false(w.ok);
+    assert_true(g_error_matches(w.error, VDH_ERROR, VDH_ERROR_CANCELLED));
+    g_clear_error(&w.error);
+    g_object_unref(c);
+    assert_agent_cancelled(a, id);
+
+    /* the same id again: accepted and completed */
+    F->host->next_xfer_id = id;
+    a->xfer_no_success = false;
+    unsigned starts = a->nmsgs[VD_AGENT_FILE_XFER_START];
+    char *small = make_file("small.bin", 5000);
+    GError *error = send_one(small);
+    if (error)
+        fail_msg("transfer with the reused id %u: %s", id, error->message);
+    assert_int_equal(a->nmsgs[VD_AGENT_FILE_XFER_START], starts + 1);
+    assert_int_equal(last_start_id(a), id);
+    assert_int_equal(a->xfer_received, 5000);
+    assert_int_equal(a->xfer_done, 1);
+    assert_false(log_has("already in use"));
+    assert_int_equal(a->bad_frames, 0);
+    g_free(small);
+    g_free(big);
     test_agent_free(a);
 }
 
@@ -1078,6 +1323,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_xfer_owner, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_greeter, setup_bus, teardown),
+        cmocka_unit_test_setup_teardown(test_xfer_locked, setup_bus, teardown),
+        cmocka_unit_test_setup_teardown(test_xfer_greeter, setup_bus, teardown),
+        cmocka_unit_test_setup_teardown(test_xfer_switch, setup_bus, teardown),
+        cmocka_unit_test_setup_teardown(test_xfer_client_cancel, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_one_session, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_socket_activation, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_socket_activation_two, setup_plain, teardown),
