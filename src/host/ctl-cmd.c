@@ -597,7 +597,8 @@ static bool parse_mouse(CtlRequest *req, char **words, bool allow_help, GError *
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
     GOptionEntry e_click[] = {
-        {"display", 0, 0, G_OPTION_ARG_FILENAME, &display, "display (monitor) 0..255 (default 0)", "N"},
+        {"display", 0, 0, G_OPTION_ARG_FILENAME, &display,
+         "display (monitor) 0..255 (default: with --at 0, else the display of the remembered position)", "N"},
         {"at", 0, 0, G_OPTION_ARG_NONE, &at_help,
          "--at X Y: where (default: the last position set through this serve, else 0 0)", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
@@ -652,6 +653,7 @@ static bool parse_mouse(CtlRequest *req, char **words, bool allow_help, GError *
         ok = usage(error, "mouse: unknown action \"%s\" (move, click or scroll)", q);
     }
     ok = ok && parse_display(display, &req->display, error);
+    req->has_display = display != NULL;
     g_strfreev(rest);
     g_strfreev(pos);
     g_free(display);
@@ -994,6 +996,7 @@ struct CtlSession {
     bool lane_busy[LANE_COUNT];
     GQueue lane_wait[LANE_COUNT];
     uint32_t mouse_x, mouse_y;
+    uint8_t mouse_display;    /* the display mouse_x/y are on */
     unsigned offer_gen[3];
     /* flush */
     guint flush_timer;
@@ -1420,18 +1423,22 @@ static void cmd_mouse(Op *op)
     GError *error = NULL;
     uint32_t x = q->has_pos ? q->x : s->mouse_x;
     uint32_t y = q->has_pos ? q->y : s->mouse_y;
+    /* Without a position the remembered one is used, and it belongs to the
+     * display it was set on; an explicit position is on display 0 unless
+     * --display says otherwise. */
+    uint8_t display = q->has_display ? q->display : q->has_pos ? 0 : s->mouse_display;
     bool ok = true;
     const char *action;
     if (q->id == CTL_CMD_MOUSE_MOVE) {
         action = "move";
-        ok = vdh_host_mouse(s->host, x, y, q->buttons, q->display, &error);
+        ok = vdh_host_mouse(s->host, x, y, q->buttons, display, &error);
     } else if (q->id == CTL_CMD_MOUSE_CLICK) {
         action = "click";
-        ok = vdh_host_mouse_click(s->host, x, y, q->button_mask, q->display, &error);
+        ok = vdh_host_mouse_click(s->host, x, y, q->button_mask, display, &error);
     } else {
         action = "scroll";
         for (unsigned i = 0; ok && i < q->count; i++)
-            ok = vdh_host_mouse_click(s->host, x, y, q->button_mask, q->display, &error);
+            ok = vdh_host_mouse_click(s->host, x, y, q->button_mask, display, &error);
     }
     if (!ok) {
         op_finish(op, ctl_result_new_gerror(error));
@@ -1440,11 +1447,12 @@ static void cmd_mouse(Op *op)
     }
     s->mouse_x = x;
     s->mouse_y = y;
+    s->mouse_display = display;
     CtlResult *r = ctl_result_new();
     json_object_object_add(r->obj, "action", json_object_new_string(action));
     json_object_object_add(r->obj, "x", json_object_new_int64(x));
     json_object_object_add(r->obj, "y", json_object_new_int64(y));
-    json_object_object_add(r->obj, "display", json_object_new_int(q->display));
+    json_object_object_add(r->obj, "display", json_object_new_int(display));
     if (q->id == CTL_CMD_MOUSE_MOVE) {
         json_object_object_add(r->obj, "buttons", buttons_json(q->buttons));
     } else {

@@ -120,6 +120,7 @@ typedef struct CtlRequest {
     uint32_t button_mask;       /* click: the button; scroll: U/DBUTTON */
     const char *button_name;    /* static */
     uint8_t display;
+    bool has_display;           /* --display given */
     unsigned count;             /* scroll */
     /* clipboard */
     uint8_t selection;

@@ -395,6 +395,17 @@ mark
 ctl mouse click middle
 expect_rc "mouse click through serve (last position)" 0
 check "click at the position the serve remembers" wait_log "MOUSE_STATE x=11 y=22 buttons=0x4"
+mark
+ctl mouse move 33 44 --display 1
+expect_rc "mouse move on display 1 through serve" 0
+mark
+ctl mouse click left
+expect_rc "mouse click through serve after a move on display 1" 0
+check "the click stays on the remembered display" wait_log "MOUSE_STATE x=33 y=44 buttons=0x2 display=1"
+mark
+ctl mouse click left --at 5 6
+expect_rc "mouse click with --at and no --display" 0
+check "an explicit position without --display is on display 0" wait_log "MOUSE_STATE x=5 y=6 buttons=0x2 display=0"
 printf 'kept by serve' >"$T/clip2.in"
 ctl_in "$T/clip2.in" --json clipboard set
 expect_rc "clipboard set through serve" 0
