@@ -631,22 +631,38 @@ static void seat_failed(VddSessions *s, const char *step, GError *err)
     settle(s, false);
 }
 
+/* The reply of a seat step (GetSeat, reading ActiveSession): NULL when it
+ * is stale, failed (seat_failed decides what next) or has the wrong type;
+ * otherwise the reply, owned by the caller. The caller frees c when done:
+ * its reference keeps the module alive while events run. */
+static GVariant *seat_reply(GObject *src, GAsyncResult *res, Call *c, const char *step,
+                            const char *type)
+{
+    VddSessions *s = c->s;
+    GError *err = NULL;
+    GVariant *reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(src), res, &err);
+    bool stale = s->dead || c->gen != s->seat_gen || is_cancelled(err);
+
+    if (!stale && !reply) {
+        seat_failed(s, step, err);
+    } else if (!stale && !check_type(reply, type, step)) {
+        settle(s, false);
+        stale = true;
+    }
+    g_clear_error(&err);
+    if (stale && reply)
+        g_clear_pointer(&reply, g_variant_unref);
+    return reply;
+}
+
 static void on_active_get(GObject *src, GAsyncResult *res, gpointer data)
 {
     Call *c = data;
     VddSessions *s = c->s;
-    GError *err = NULL;
-    GVariant *reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(src), res, &err);
-
-    if (s->dead || c->gen != s->seat_gen || is_cancelled(err))
-        goto out;
+    GVariant *reply = seat_reply(src, res, c, "reading ActiveSession", "(v)");
     if (!reply) {
-        seat_failed(s, "reading ActiveSession", err);
-        goto out;
-    }
-    if (!check_type(reply, "(v)", "the ActiveSession reply")) {
-        settle(s, false);
-        goto out;
+        call_free(c);
+        return;
     }
     GVariant *v = g_variant_get_child_value(reply, 0);
     GVariant *inner = g_variant_get_variant(v);
@@ -660,10 +676,7 @@ static void on_active_get(GObject *src, GAsyncResult *res, gpointer data)
         settle(s, false);
     }
     g_variant_unref(inner);
-out:
-    if (reply)
-        g_variant_unref(reply);
-    g_clear_error(&err);
+    g_variant_unref(reply);
     call_free(c);
 }
 
@@ -711,18 +724,10 @@ static void on_get_seat(GObject *src, GAsyncResult *res, gpointer data)
 {
     Call *c = data;
     VddSessions *s = c->s;
-    GError *err = NULL;
-    GVariant *reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(src), res, &err);
-
-    if (s->dead || c->gen != s->seat_gen || is_cancelled(err))
-        goto out;
+    GVariant *reply = seat_reply(src, res, c, "GetSeat", "(o)");
     if (!reply) {
-        seat_failed(s, "GetSeat", err);
-        goto out;
-    }
-    if (!check_type(reply, "(o)", "the GetSeat reply")) {
-        settle(s, false);
-        goto out;
+        call_free(c);
+        return;
     }
     const char *path;
     g_variant_get(reply, "(&o)", &path);
@@ -734,10 +739,7 @@ static void on_get_seat(GObject *src, GAsyncResult *res, gpointer data)
                                       LOGIND_SEAT, on_seat_props_changed);
     }
     active_read_start(s);
-out:
-    if (reply)
-        g_variant_unref(reply);
-    g_clear_error(&err);
+    g_variant_unref(reply);
     call_free(c);
 }
 
