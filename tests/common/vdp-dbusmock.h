@@ -10,6 +10,18 @@
 
 #define VDP_TEST_PYTHON "/usr/bin/python3"
 
+/* logind and the dbusmock interfaces the tests talk to; the object paths
+ * are the ones the logind template creates. */
+#define LOGIND_NAME "org.freedesktop.login1"
+#define LOGIND_PATH "/org/freedesktop/login1"
+#define MANAGER_IFACE "org.freedesktop.login1.Manager"
+#define SEAT_IFACE "org.freedesktop.login1.Seat"
+#define SESSION_IFACE "org.freedesktop.login1.Session"
+#define MOCK_IFACE "org.freedesktop.DBus.Mock"
+#define PROPS_IFACE "org.freedesktop.DBus.Properties"
+#define SEAT0_PATH "/org/freedesktop/login1/seat/seat0"
+#define SESSION_PATH(id) "/org/freedesktop/login1/session/" id
+
 /* Path of dbus-daemon (PATH, then /usr/bin), newly allocated, or NULL. */
 static inline char *vdp_test_find_dbus_daemon(void)
 {

@@ -57,15 +57,6 @@
 #define SOCKET_ACTIVATE "/usr/bin/systemd-socket-activate"
 #define NOBODY 65534u
 
-#define LOGIND_NAME "org.freedesktop.login1"
-#define LOGIND_PATH "/org/freedesktop/login1"
-#define MANAGER_IFACE "org.freedesktop.login1.Manager"
-#define SEAT_IFACE "org.freedesktop.login1.Seat"
-#define SESSION_IFACE "org.freedesktop.login1.Session"
-#define MOCK_IFACE "org.freedesktop.DBus.Mock"
-#define PROPS_IFACE "org.freedesktop.DBus.Properties"
-#define SEAT0_PATH "/org/freedesktop/login1/seat/seat0"
-#define SESSION_PATH(id) "/org/freedesktop/login1/session/" id
 
 static bool verbose;
 static char *dbus_daemon_path;
@@ -792,7 +783,9 @@ static void test_duplicate(void **state)
 
 /* ---- 4. session switch ---- */
 
-static void test_switch(void **state)
+/* Sessions 2 (active) and 3, both root's, and the daemon; an agent for each
+ * in a process of its own: *a is the active session's, *b the other's. */
+static void two_session_agents(TestAgent **a, TestAgent **b)
 {
     add_session("2", 0);
     add_session("3", 0);
@@ -804,11 +797,17 @@ static void test_switch(void **state)
     int fb = kid_connect(0, KID_STAY, &pb);
     map_pid(pa, SESSION_PATH("2"));
     map_pid(pb, SESSION_PATH("3"));
-    TestAgent *a = agent_on_fd(fa);
-    TestAgent *b = agent_on_fd(fb);
-    assert_true(a->welcomed);
-    assert_true(b->welcomed);
-    assert_true(wait_flags(a, VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE));
+    *a = agent_on_fd(fa);
+    *b = agent_on_fd(fb);
+    assert_true((*a)->welcomed);
+    assert_true((*b)->welcomed);
+    assert_true(wait_flags(*a, VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE));
+}
+
+static void test_switch(void **state)
+{
+    TestAgent *a, *b;
+    two_session_agents(&a, &b);
     assert_true(wait_flags(b, VDP_IPC_SESSION_ACTIVE, 0));
     /* only the active agent's layout opens the port */
     send_layout(b, true);
@@ -882,21 +881,8 @@ static bool got_start(void *d)
 
 static void test_xfer_owner(void **state)
 {
-    add_session("2", 0);
-    add_session("3", 0);
-    set_active("2", SESSION_PATH("2"));
-    publish_map();
-    start_daemon(false, false);
-    pid_t pa, pb;
-    int fa = kid_connect(0, KID_STAY, &pa);
-    int fb = kid_connect(0, KID_STAY, &pb);
-    map_pid(pa, SESSION_PATH("2"));
-    map_pid(pb, SESSION_PATH("3"));
-    TestAgent *a = agent_on_fd(fa);
-    TestAgent *b = agent_on_fd(fb);
-    assert_true(a->welcomed);
-    assert_true(b->welcomed);
-    assert_true(wait_flags(a, VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE));
+    TestAgent *a, *b;
+    two_session_agents(&a, &b);
     send_layout(a, false);
     host_ready();
 
@@ -1117,21 +1103,8 @@ static void test_xfer_greeter(void **state)
  * deletes the partial file), and the new agent never hears of it. */
 static void test_xfer_switch(void **state)
 {
-    add_session("2", 0);
-    add_session("3", 0);
-    set_active("2", SESSION_PATH("2"));
-    publish_map();
-    start_daemon(false, false);
-    pid_t pa, pb;
-    int fa = kid_connect(0, KID_STAY, &pa);
-    int fb = kid_connect(0, KID_STAY, &pb);
-    map_pid(pa, SESSION_PATH("2"));
-    map_pid(pb, SESSION_PATH("3"));
-    TestAgent *a = agent_on_fd(fa);
-    TestAgent *b = agent_on_fd(fb);
-    assert_true(a->welcomed);
-    assert_true(b->welcomed);
-    assert_true(wait_flags(a, VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE));
+    TestAgent *a, *b;
+    two_session_agents(&a, &b);
     a->xfer_accept = true;
     a->xfer_no_success = true;
     b->xfer_accept = true;

@@ -61,15 +61,6 @@
 #define CTL_TIMEOUT_MS 10000
 
 #define PYTHON VDP_TEST_PYTHON
-#define LOGIND_NAME "org.freedesktop.login1"
-#define LOGIND_PATH "/org/freedesktop/login1"
-#define MANAGER_IFACE "org.freedesktop.login1.Manager"
-#define SEAT_IFACE "org.freedesktop.login1.Seat"
-#define SESSION_IFACE "org.freedesktop.login1.Session"
-#define MOCK_IFACE "org.freedesktop.DBus.Mock"
-#define PROPS_IFACE "org.freedesktop.DBus.Properties"
-#define SEAT0_PATH "/org/freedesktop/login1/seat/seat0"
-#define SESSION_PATH(id) "/org/freedesktop/login1/session/" id
 
 static bool verbose;
 static char *dbus_daemon_path;
