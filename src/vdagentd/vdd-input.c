@@ -476,7 +476,13 @@ static void write_failed(VddInput *in, int err)
         g_warning("writing to fake uinput %s: %s (%" PRIu64 " time(s)); reopening it", in->path,
                   g_strerror(err), n);
     close_sink(in);
-    in->reopen_ms = REOPEN_MIN_MS;
+    /* A reader that went away is normal: look for the next one quickly.
+     * Any other failure (a sink that opens but takes nothing, like a full
+     * disk) keeps the back-off doubling until a write succeeds. */
+    if (err == EPIPE)
+        in->reopen_ms = REOPEN_MIN_MS;
+    else
+        in->reopen_ms = MIN(in->reopen_ms * 2, REOPEN_MAX_MS);
     in->told_waiting = err == EPIPE;
     schedule_reopen(in);
 }
@@ -516,6 +522,7 @@ static bool flush_ring(VddInput *in)
             arm_out_watch(in);
             return false;
         }
+        in->reopen_ms = REOPEN_MIN_MS;   /* the sink works */
         size_t done = in->head_off + (size_t)r;
         size_t whole = done / rec;
         in->head = (in->head + whole) % RING_RECORDS;
@@ -574,8 +581,8 @@ static gboolean on_reopen(gpointer data)
         return G_SOURCE_REMOVE;
     }
     in->fd = fd;
-    in->reopen_ms = REOPEN_MIN_MS;
-    in->told_waiting = false;
+    in->st.opens++;
+    in->told_waiting = false;   /* reopen_ms is reset by the first successful write */
     g_message("fake uinput %s: a reader is there; writing events", in->path);
     pump(in);
     return G_SOURCE_REMOVE;
@@ -690,6 +697,7 @@ VddInput *vdd_input_new(GMainContext *ctx, VddInputMode mode, const char *path, 
     int fd = open_fake(path);
     if (fd >= 0) {
         in->fd = fd;
+        in->st.opens++;
         return in;
     }
     int err = errno;

@@ -91,6 +91,7 @@ bool vdd_layout_to_desktop(const VddLayout *layout, uint8_t display_id, uint32_t
 typedef struct VddInputStats {
     uint64_t events, dropped_unknown_display, dropped_overflow, bytes_buffered;
     uint64_t coalesced;
+    uint64_t opens;             /* fake: times the sink was opened */
 } VddInputStats;
 void vdd_input_get_stats(const VddInput *in, VddInputStats *st);
 

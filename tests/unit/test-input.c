@@ -772,6 +772,33 @@ static void test_fifo_reader_later(void **state)
     g_free(p);
 }
 
+/* A sink that opens but never takes a write (/dev/full: ENOSPC) must not be
+ * reopened 20 times a second forever: the back-off keeps doubling until a
+ * write succeeds. */
+static void test_fake_write_fails_backs_off(void **state)
+{
+    GMainContext *ctx = g_main_context_new();
+    GError *err = NULL;
+    VddInput *in = vdd_input_new(ctx, VDD_INPUT_FAKE, "/dev/full", &err);
+    assert_non_null(in);
+    VddLayout l = two_displays();
+    vdd_input_set_layout(in, &l);
+    gint64 end = g_get_monotonic_time() + 1500 * 1000;
+    uint32_t x = 0;
+    while (g_get_monotonic_time() < end) {
+        vdd_input_mouse(in, x++ % 500, 20, 0, 0);   /* a host moving the mouse */
+        run_for(ctx, 10);
+    }
+    VddInputStats st;
+    vdd_input_get_stats(in, &st);
+    /* 50, 100, 200, 400, 800 ms: at most 6 opens in 1.5 s (a fixed 50 ms
+     * retry would be about 30). */
+    assert_true(st.opens >= 2);
+    assert_true(st.opens <= 6);
+    vdd_input_free(in);
+    g_main_context_unref(ctx);
+}
+
 static void test_fifo_reader_goes_away(void **state)
 {
     /* SIGPIPE must not kill us: the default action stays in place. */
@@ -924,6 +951,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fifo_overflow_buttons, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_fifo_reader_later, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_fifo_reader_goes_away, setup_dir, teardown_dir),
+        cmocka_unit_test(test_fake_write_fails_backs_off),
         cmocka_unit_test(test_status_json_strings),
         cmocka_unit_test(test_status_json_bounded),
     };
