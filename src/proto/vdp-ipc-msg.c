@@ -6,6 +6,8 @@
 #include "vdp-ipc-msg.h"
 #include "vdp-wire.h"
 
+#include <spice/vd_agent.h>
+
 /* ---- GUEST_LAYOUT ---- */
 
 size_t vdp_ipc_guest_layout_encode(const VdpIpcGuestLayout *l, uint8_t *out, size_t cap)
@@ -207,5 +209,75 @@ VdpResult vdp_ipc_status_reply_decode(const uint8_t *in, size_t len, const char 
         *json = (const char *)in;
     if (json_len)
         *json_len = len - 1;
+    return VDP_OK;
+}
+
+/* ---- CLIP_BEGIN / CLIP_DATA_FD / CLIP_ABORT ---- */
+
+size_t vdp_ipc_clip_head_encode(const VdpIpcClipHead *h, uint8_t *out, size_t cap)
+{
+    if (!h)
+        return 0;
+    if (!out)
+        return VDP_IPC_CLIP_HEAD_SIZE;
+    if (cap < VDP_IPC_CLIP_HEAD_SIZE)
+        return 0;
+    vdp_put_le32(out, h->selection);
+    vdp_put_le32(out + 4, h->type);
+    vdp_put_le64(out + 8, h->size);
+    return VDP_IPC_CLIP_HEAD_SIZE;
+}
+
+VdpResult vdp_ipc_clip_head_decode(const uint8_t *in, size_t len, VdpIpcClipHead *h,
+                                   VdpError *err)
+{
+    VdpResult r = check_exact("CLIP head", len, VDP_IPC_CLIP_HEAD_SIZE, err);
+    if (r != VDP_OK)
+        return r;
+    uint32_t sel = vdp_get_le32(in);
+    uint32_t type = vdp_get_le32(in + 4);
+    uint64_t size = vdp_get_le64(in + 8);
+    if (sel > VDP_IPC_CLIP_SELECTION_MAX)
+        return vdp_error_set(err, VDP_ERR_RANGE, "CLIP head: selection %u is unknown", sel);
+    if (type > VD_AGENT_CLIPBOARD_FILE_LIST)
+        return vdp_error_set(err, VDP_ERR_RANGE, "CLIP head: clipboard type %u is unknown", type);
+    if (size > VDP_MAX_CLIPBOARD_LIMIT)
+        return vdp_error_set(err, VDP_ERR_RANGE,
+                             "CLIP head: %llu bytes, above the limit of %u",
+                             (unsigned long long)size, VDP_MAX_CLIPBOARD_LIMIT);
+    if (type == VD_AGENT_CLIPBOARD_NONE && size != 0)
+        return vdp_error_set(err, VDP_ERR_RANGE, "CLIP head: type NONE with %llu bytes",
+                             (unsigned long long)size);
+    if (h) {
+        h->selection = sel;
+        h->type = type;
+        h->size = size;
+    }
+    return VDP_OK;
+}
+
+size_t vdp_ipc_clip_abort_encode(uint32_t selection, uint8_t *out, size_t cap)
+{
+    if (selection > VDP_IPC_CLIP_SELECTION_MAX)
+        return 0;
+    if (!out)
+        return VDP_IPC_CLIP_ABORT_SIZE;
+    if (cap < VDP_IPC_CLIP_ABORT_SIZE)
+        return 0;
+    vdp_put_le32(out, selection);
+    return VDP_IPC_CLIP_ABORT_SIZE;
+}
+
+VdpResult vdp_ipc_clip_abort_decode(const uint8_t *in, size_t len, uint32_t *selection,
+                                    VdpError *err)
+{
+    VdpResult r = check_exact("CLIP_ABORT", len, VDP_IPC_CLIP_ABORT_SIZE, err);
+    if (r != VDP_OK)
+        return r;
+    uint32_t sel = vdp_get_le32(in);
+    if (sel > VDP_IPC_CLIP_SELECTION_MAX)
+        return vdp_error_set(err, VDP_ERR_RANGE, "CLIP_ABORT: selection %u is unknown", sel);
+    if (selection)
+        *selection = sel;
     return VDP_OK;
 }

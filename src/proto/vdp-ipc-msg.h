@@ -16,6 +16,43 @@
  *       u32 flags (VDP_IPC_SESSION_*)
  *   STATUS_REQUEST control -> daemon, empty
  *   STATUS_REPLY   daemon -> control: JSON text with its NUL, nothing after it
+ *   CLIP_BEGIN     daemon -> agent: u32 selection, u32 type, u64 size
+ *   CLIP_CHUNK     daemon -> agent: 1..VDP_IPC_MAX_FRAME raw bytes
+ *   CLIP_ABORT     daemon -> agent: u32 selection
+ *   CLIP_DATA_FD   agent -> daemon: u32 selection, u32 type, u64 size; one fd
+ *                  (a sealed memfd) when size > 0, none when size == 0
+ *
+ * Clipboard data, the rules both sides follow:
+ *
+ * Client -> guest. GRAB, REQUEST and RELEASE travel in VDAGENT envelopes.
+ * The data that answers an agent's REQUEST travels as a stream: CLIP_BEGIN
+ * {selection, type, size}, then CLIP_CHUNK frames whose sizes add up to
+ * exactly `size` (none when size is 0), so the daemon forwards a 100 MiB
+ * clipboard as it arrives from the port and the agent can hand it to an X
+ * requestor incrementally. At most one stream is open per connection; other
+ * frames may come between its chunks. CLIP_ABORT {selection} ends the open
+ * stream early (the client went away in the middle): the agent drops what it
+ * got and refuses its requestor. type VD_AGENT_CLIPBOARD_NONE with size 0
+ * means "no data" (the request was refused, by the client or by the
+ * daemon's policy). A CLIP_CHUNK without an open stream, a chunk past the
+ * announced size or a BEGIN while one is open is a protocol error.
+ *
+ * Guest -> client. GRAB, REQUEST and RELEASE travel in VDAGENT envelopes
+ * (the daemon assigns the grab serial: the one in the envelope is ignored).
+ * The data that answers a client's REQUEST is either a VDAGENT envelope
+ * CLIPBOARD (small data, whole in one frame) or CLIP_DATA_FD: the agent
+ * writes the data into a memfd created with MFD_ALLOW_SEALING, seals it
+ * with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL, and passes
+ * it with the size. The daemon refuses a descriptor that is not such a
+ * sealed regular file of at least `size` bytes, then streams it to the port
+ * with pread as the port drains. size 0 (type NONE) means "no data". The
+ * agent never needs to know the size before it has all the data (X INCR
+ * transfers do not say it), and the daemon never holds the data in memory.
+ *
+ * Size limits: the daemon checks guest data against the client's
+ * MAX_CLIPBOARD (forwarded to the agent in a VDAGENT envelope so it can stop
+ * an INCR receive early) and answers the client with empty data of the same
+ * type when it is larger; client data is bounded by VDP_MAX_CLIPBOARD_LIMIT.
  *
  * Plain C, no I/O, no GLib.
  */
@@ -107,5 +144,30 @@ size_t vdp_ipc_status_reply_encode(const char *json, uint8_t *out, size_t cap);
  * (UNTERMINATED), a NUL before the end (TRAILING). */
 VdpResult vdp_ipc_status_reply_decode(const uint8_t *in, size_t len, const char **json,
                                       size_t *json_len, VdpError *err);
+
+/* ---- CLIP_BEGIN / CLIP_DATA_FD (same head) and CLIP_ABORT ---- */
+
+#define VDP_IPC_CLIP_HEAD_SIZE 16u
+#define VDP_IPC_CLIP_ABORT_SIZE 4u
+/* Selections the IPC carries: VD_AGENT_CLIPBOARD_SELECTION_CLIPBOARD,
+ * _PRIMARY and _SECONDARY (0..2). */
+#define VDP_IPC_CLIP_SELECTION_MAX 2u
+
+typedef struct VdpIpcClipHead {
+    uint32_t selection;         /* 0..VDP_IPC_CLIP_SELECTION_MAX */
+    uint32_t type;              /* a VD_AGENT_CLIPBOARD_* type (NONE..FILE_LIST) */
+    uint64_t size;              /* <= VDP_MAX_CLIPBOARD_LIMIT; 0 for type NONE */
+} VdpIpcClipHead;
+
+size_t vdp_ipc_clip_head_encode(const VdpIpcClipHead *h, uint8_t *out, size_t cap);
+/* Checks the exact length, selection <= VDP_IPC_CLIP_SELECTION_MAX, a known
+ * type, size <= VDP_MAX_CLIPBOARD_LIMIT, and that type NONE has size 0
+ * (all RANGE). */
+VdpResult vdp_ipc_clip_head_decode(const uint8_t *in, size_t len, VdpIpcClipHead *h,
+                                   VdpError *err);
+
+size_t vdp_ipc_clip_abort_encode(uint32_t selection, uint8_t *out, size_t cap);
+VdpResult vdp_ipc_clip_abort_decode(const uint8_t *in, size_t len, uint32_t *selection,
+                                    VdpError *err);
 
 #endif /* VDP_IPC_MSG_H */

@@ -98,6 +98,10 @@ const char *vdp_ipc_type_name(uint16_t type)
     case VDP_IPC_SESSION_STATE: return "SESSION_STATE";
     case VDP_IPC_STATUS_REQUEST: return "STATUS_REQUEST";
     case VDP_IPC_STATUS_REPLY: return "STATUS_REPLY";
+    case VDP_IPC_CLIP_BEGIN: return "CLIP_BEGIN";
+    case VDP_IPC_CLIP_CHUNK: return "CLIP_CHUNK";
+    case VDP_IPC_CLIP_ABORT: return "CLIP_ABORT";
+    case VDP_IPC_CLIP_DATA_FD: return "CLIP_DATA_FD";
     default: return NULL;
     }
 }

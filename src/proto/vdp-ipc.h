@@ -52,6 +52,10 @@ typedef enum VdpIpcType {
     VDP_IPC_SESSION_STATE = 9, /* daemon -> agent: active/locked/client/file-xfer flags */
     VDP_IPC_STATUS_REQUEST = 10, /* control -> daemon, empty */
     VDP_IPC_STATUS_REPLY = 11, /* daemon -> control: JSON text */
+    VDP_IPC_CLIP_BEGIN = 12,   /* daemon -> agent: client clipboard data follows (vdp-ipc-msg.h) */
+    VDP_IPC_CLIP_CHUNK = 13,   /* daemon -> agent: raw bytes of the open clipboard stream */
+    VDP_IPC_CLIP_ABORT = 14,   /* daemon -> agent: the open clipboard stream ends early */
+    VDP_IPC_CLIP_DATA_FD = 15, /* agent -> daemon: guest clipboard data in a sealed memfd */
     VDP_IPC_TYPE_END           /* first unused value; later issues append before it */
 } VdpIpcType;
 

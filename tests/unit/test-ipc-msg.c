@@ -16,6 +16,8 @@
 #include "vdp-ipc.h"
 #include "vdp-wire.h"
 
+#include <spice/vd_agent.h>
+
 static VdpIpcGuestLayout *two_displays(void)
 {
     VdpIpcGuestLayout *l = calloc(1, sizeof(*l));
@@ -241,6 +243,62 @@ static void test_status(void **state)
     free(big);
 }
 
+static void test_clip_head(void **state)
+{
+    (void)state;
+    uint8_t buf[24];
+    VdpError err = {0};
+    VdpIpcClipHead h = {VD_AGENT_CLIPBOARD_SELECTION_PRIMARY, VD_AGENT_CLIPBOARD_UTF8_TEXT,
+                        (uint64_t)VDP_MAX_CLIPBOARD_LIMIT};
+    VdpIpcClipHead o = {0};
+    assert_int_equal(vdp_ipc_clip_head_encode(&h, NULL, 0), 16);
+    assert_int_equal(vdp_ipc_clip_head_encode(&h, buf, 15), 0);
+    assert_int_equal(vdp_ipc_clip_head_encode(&h, buf, sizeof(buf)), 16);
+    assert_int_equal(vdp_ipc_clip_head_decode(buf, 16, &o, &err), VDP_OK);
+    assert_int_equal(o.selection, 1);
+    assert_int_equal(o.type, VD_AGENT_CLIPBOARD_UTF8_TEXT);
+    assert_true(o.size == VDP_MAX_CLIPBOARD_LIMIT);
+    assert_int_equal(vdp_ipc_clip_head_decode(buf, 15, &o, &err), VDP_ERR_TRUNCATED);
+    assert_int_equal(vdp_ipc_clip_head_decode(buf, 17, &o, &err), VDP_ERR_TRAILING);
+    /* size one past the limit */
+    vdp_put_le64(buf + 8, (uint64_t)VDP_MAX_CLIPBOARD_LIMIT + 1);
+    assert_int_equal(vdp_ipc_clip_head_decode(buf, 16, &o, &err), VDP_ERR_RANGE);
+    vdp_put_le64(buf + 8, UINT64_MAX);
+    assert_int_equal(vdp_ipc_clip_head_decode(buf, 16, &o, &err), VDP_ERR_RANGE);
+    vdp_put_le64(buf + 8, 5);
+    /* unknown selection and type */
+    vdp_put_le32(buf, 3);
+    assert_int_equal(vdp_ipc_clip_head_decode(buf, 16, &o, &err), VDP_ERR_RANGE);
+    vdp_put_le32(buf, 0);
+    vdp_put_le32(buf + 4, VD_AGENT_CLIPBOARD_FILE_LIST + 1);
+    assert_int_equal(vdp_ipc_clip_head_decode(buf, 16, &o, &err), VDP_ERR_RANGE);
+    /* NONE carries no data */
+    vdp_put_le32(buf + 4, VD_AGENT_CLIPBOARD_NONE);
+    assert_int_equal(vdp_ipc_clip_head_decode(buf, 16, &o, &err), VDP_ERR_RANGE);
+    vdp_put_le64(buf + 8, 0);
+    assert_int_equal(vdp_ipc_clip_head_decode(buf, 16, &o, &err), VDP_OK);
+    assert_int_equal(o.type, VD_AGENT_CLIPBOARD_NONE);
+    assert_true(o.size == 0);
+}
+
+static void test_clip_abort(void **state)
+{
+    (void)state;
+    uint8_t buf[8];
+    uint32_t sel = 9;
+    VdpError err = {0};
+    assert_int_equal(vdp_ipc_clip_abort_encode(1, NULL, 0), 4);
+    assert_int_equal(vdp_ipc_clip_abort_encode(3, buf, sizeof(buf)), 0);
+    assert_int_equal(vdp_ipc_clip_abort_encode(2, buf, 3), 0);
+    assert_int_equal(vdp_ipc_clip_abort_encode(2, buf, sizeof(buf)), 4);
+    assert_int_equal(vdp_ipc_clip_abort_decode(buf, 4, &sel, &err), VDP_OK);
+    assert_int_equal(sel, 2);
+    assert_int_equal(vdp_ipc_clip_abort_decode(buf, 5, &sel, &err), VDP_ERR_TRAILING);
+    assert_int_equal(vdp_ipc_clip_abort_decode(buf, 0, &sel, &err), VDP_ERR_TRUNCATED);
+    vdp_put_le32(buf, 7);
+    assert_int_equal(vdp_ipc_clip_abort_decode(buf, 4, &sel, &err), VDP_ERR_RANGE);
+}
+
 static void test_type_names(void **state)
 {
     assert_string_equal(vdp_ipc_type_name(VDP_IPC_GUEST_LAYOUT), "GUEST_LAYOUT");
@@ -248,12 +306,16 @@ static void test_type_names(void **state)
     assert_string_equal(vdp_ipc_type_name(VDP_IPC_SESSION_STATE), "SESSION_STATE");
     assert_string_equal(vdp_ipc_type_name(VDP_IPC_STATUS_REQUEST), "STATUS_REQUEST");
     assert_string_equal(vdp_ipc_type_name(VDP_IPC_STATUS_REPLY), "STATUS_REPLY");
+    assert_string_equal(vdp_ipc_type_name(VDP_IPC_CLIP_BEGIN), "CLIP_BEGIN");
+    assert_string_equal(vdp_ipc_type_name(VDP_IPC_CLIP_CHUNK), "CLIP_CHUNK");
+    assert_string_equal(vdp_ipc_type_name(VDP_IPC_CLIP_ABORT), "CLIP_ABORT");
+    assert_string_equal(vdp_ipc_type_name(VDP_IPC_CLIP_DATA_FD), "CLIP_DATA_FD");
     /* the new frame types pass the header check */
     uint8_t hdr[VDP_IPC_HEADER_SIZE];
-    VdpIpcHeader h = {.type = VDP_IPC_STATUS_REPLY, .size = 10}, out;
+    VdpIpcHeader h = {.type = VDP_IPC_CLIP_DATA_FD, .size = 10}, out;
     vdp_ipc_header_encode(&h, hdr);
     assert_int_equal(vdp_ipc_header_decode(hdr, &out, NULL), VDP_OK);
-    assert_int_equal(out.type, VDP_IPC_STATUS_REPLY);
+    assert_int_equal(out.type, VDP_IPC_CLIP_DATA_FD);
 }
 
 int main(void)
@@ -265,6 +327,8 @@ int main(void)
         cmocka_unit_test(test_mouse),
         cmocka_unit_test(test_session_state),
         cmocka_unit_test(test_status),
+        cmocka_unit_test(test_clip_head),
+        cmocka_unit_test(test_clip_abort),
         cmocka_unit_test(test_type_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
