@@ -1,0 +1,64 @@
+/* va-x11.h - the session agent's one connection to the X server.
+ *
+ * Every X11 backend (clipboard, RandR display, XTest mouse) shares this
+ * connection: one Display, its fd watched on the agent's GMainContext, every
+ * event handed to every registered handler (each picks what is its own),
+ * X errors that never abort the process (Xlib's default handler exits), and
+ * a trap to check the outcome of a group of requests.
+ *
+ * Xlib is not thread safe as used here: call it only from the thread that
+ * runs the context.
+ */
+#ifndef VA_X11_H
+#define VA_X11_H
+
+#include <stdbool.h>
+
+#include <gio/gio.h>
+#include <X11/Xlib.h>
+
+typedef struct VaX11 VaX11;
+
+/* An event for whoever wants it. Handlers must not add or remove handlers
+ * from inside the call. */
+typedef void (*VaX11EventFunc)(void *user, XEvent *ev);
+
+/* Open the display (NULL: $DISPLAY) and watch it on ctx. Fails with a
+ * G_IO_ERROR when the display cannot be opened. */
+VaX11 *va_x11_open(GMainContext *ctx, const char *display_name, GError **error);
+/* Closes the display. Handlers must have been removed or be harmless. */
+void va_x11_free(VaX11 *x);
+
+Display *va_x11_display(VaX11 *x);
+Window va_x11_root(VaX11 *x);
+/* An InputOnly window of our own (never mapped), for selections, property
+ * transfers and server timestamps. Created with PropertyChangeMask. */
+Window va_x11_window(VaX11 *x);
+
+void va_x11_add_handler(VaX11 *x, VaX11EventFunc fn, void *user);
+void va_x11_remove_handler(VaX11 *x, VaX11EventFunc fn, void *user);
+
+/* Called once when the connection to the X server breaks (the server went
+ * away: the session is over). After it returns the process exits with
+ * status 0, as Xlib does not allow using the display any more. Use it to
+ * remove partial files and the like; it must not call Xlib. */
+typedef void (*VaX11LostFunc)(void *user);
+void va_x11_set_lost_func(VaX11 *x, VaX11LostFunc fn, void *user);
+
+/* Error trap: between push and pop, X errors are recorded instead of
+ * logged; pop syncs with the server and returns the first error code
+ * recorded (0: none). Traps nest. Outside a trap, errors are logged at
+ * debug level (rate-limited) and otherwise ignored. */
+void va_x11_trap_push(VaX11 *x);
+int va_x11_trap_pop(VaX11 *x);
+
+/* A current server timestamp (for selection ownership): appends zero bytes
+ * to a property of our window and waits for the PropertyNotify, at most
+ * timeout_ms; other events read meanwhile are queued and dispatched later,
+ * never lost. Returns CurrentTime if the server did not answer in time. */
+Time va_x11_server_time(VaX11 *x, int timeout_ms);
+
+/* Intern an atom (cached by Xlib). */
+Atom va_x11_atom(VaX11 *x, const char *name);
+
+#endif /* VA_X11_H */
