@@ -19,6 +19,10 @@ PACKAGES=(
     spice-vdagent dbus-daemon
     # logind stand-in for the daemon's session tests (run with /usr/bin/python3)
     python3-dbusmock
+    # interop tests (tests/interop): a SPICE server built on Debian's
+    # spice-server, a spice-gtk client through GObject introspection
+    # (both run with /usr/bin/python3)
+    libspice-server-dev gir1.2-spiceclientglib-2.0 python3-gi
     # packaging checks (desktop-file-validate; systemd-analyze comes with systemd)
     desktop-file-utils
 )
