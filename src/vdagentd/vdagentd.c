@@ -73,7 +73,7 @@ static const GOptionEntry entries[] = {
      "Ask the running daemon for its state and print it", NULL},
     {"json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "With --status: print JSON", NULL},
     {"allow-clipboard-when-locked", 0, 0, G_OPTION_ARG_NONE, &opt_allow_clipboard_locked,
-     "Share the clipboard while the session is locked", NULL},
+     "Share the clipboard also while the active session is locked or a greeter", NULL},
     {NULL},
 };
 

@@ -401,9 +401,48 @@ static bool handle_control_frame(VddAgent *a, const VdpIpcHeader *hdr, const uin
     return true;
 }
 
+static void close_fds(int *fds, unsigned nfds)
+{
+    for (unsigned i = 0; i < nfds; i++)
+        close(fds[i]);
+}
+
+/* CLIP_DATA_FD: the head, and exactly one descriptor when there is data. */
+static bool handle_clip_fd(VddAgent *a, const VdpIpcHeader *hdr, const uint8_t *payload, int *fds,
+                           unsigned nfds)
+{
+    VddAgents *as = a->owner;
+    VdpIpcClipHead h;
+    VdpError err = {0};
+    if (vdp_ipc_clip_head_decode(payload, hdr->size, &h, &err) != VDP_OK) {
+        close_fds(fds, nfds);
+        char *t = g_strdup_printf("CLIP_DATA_FD: %s", err.text);
+        agent_drop(a, t);
+        g_free(t);
+        return false;
+    }
+    unsigned want = h.size > 0 ? 1u : 0u;
+    if (nfds != want) {
+        close_fds(fds, nfds);
+        char *t = g_strdup_printf("CLIP_DATA_FD of %llu bytes with %u descriptors (%u expected)",
+                                  (unsigned long long)h.size, nfds, want);
+        agent_drop(a, t);
+        g_free(t);
+        return false;
+    }
+    int fd = want ? fds[0] : -1;
+    if (as->ev.agent_clip_fd)
+        as->ev.agent_clip_fd(as->user, a, &h, fd);
+    else if (fd >= 0)
+        close(fd);
+    return true;
+}
+
 static bool conn_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload, int *fds, unsigned nfds)
 {
     VddAgent *a = user;
+    if (a->state == ST_AGENT && hdr->type == VDP_IPC_CLIP_DATA_FD)
+        return handle_clip_fd(a, hdr, payload, fds, nfds);
     for (unsigned i = 0; i < nfds; i++)
         close(fds[i]);
     if (nfds > 0) {
@@ -680,6 +719,40 @@ bool vdd_agent_send_mouse(VddAgent *a, int32_t x, int32_t y, uint32_t buttons)
     uint8_t buf[VDP_IPC_MOUSE_SIZE];
     size_t n = vdp_ipc_mouse_encode(&m, buf, sizeof(buf));
     return check_sent(a, vdp_ipc_conn_send(a->conn, VDP_IPC_MOUSE, 0, buf, n, NULL, 0), "MOUSE");
+}
+
+bool vdd_agent_send_clip_begin(VddAgent *a, const VdpIpcClipHead *head)
+{
+    if (a->drop_idle)
+        return false;
+    uint8_t buf[VDP_IPC_CLIP_HEAD_SIZE];
+    size_t n = vdp_ipc_clip_head_encode(head, buf, sizeof(buf));
+    if (!n)
+        return false;
+    return check_sent(a, vdp_ipc_conn_send(a->conn, VDP_IPC_CLIP_BEGIN, 0, buf, n, NULL, 0), "CLIP_BEGIN");
+}
+
+bool vdd_agent_send_clip_chunk(VddAgent *a, const uint8_t *data, size_t len)
+{
+    if (a->drop_idle || len == 0 || len > VDP_IPC_MAX_FRAME)
+        return false;
+    return check_sent(a, vdp_ipc_conn_send(a->conn, VDP_IPC_CLIP_CHUNK, 0, data, len, NULL, 0), "CLIP_CHUNK");
+}
+
+bool vdd_agent_send_clip_abort(VddAgent *a, uint32_t selection)
+{
+    if (a->drop_idle)
+        return false;
+    uint8_t buf[VDP_IPC_CLIP_ABORT_SIZE];
+    size_t n = vdp_ipc_clip_abort_encode(selection, buf, sizeof(buf));
+    if (!n)
+        return false;
+    return check_sent(a, vdp_ipc_conn_send(a->conn, VDP_IPC_CLIP_ABORT, 0, buf, n, NULL, 0), "CLIP_ABORT");
+}
+
+bool vdd_agent_dropping(const VddAgent *a)
+{
+    return a->drop_idle != NULL;
 }
 
 bool vdd_agent_send_session_state(VddAgent *a, uint32_t flags)

@@ -32,6 +32,7 @@
 
 #include "vdd-input.h"
 #include "vdd-session.h"
+#include "vdp-ipc-msg.h"
 #include "vdp-msg.h"
 
 /* At most this many IPC connections at once, whatever their state: a real
@@ -68,6 +69,10 @@ typedef struct VddAgentsEvents {
     /* An agent's write queue drained below its low watermark after having
      * been above its high one (vdd_agent_write_blocked). Optional. */
     void (*agent_write_ready)(void *user, VddAgent *a);
+    /* CLIP_DATA_FD from an agent, head decoded and checked, the descriptor
+     * count matching (one when head->size > 0, else none): the callee owns
+     * fd (-1 when there is none). Optional (the fd is closed). */
+    void (*agent_clip_fd)(void *user, VddAgent *a, const VdpIpcClipHead *head, int fd);
     /* A control client wants the status: return newly allocated JSON text. */
     char *(*status_json)(void *user);
 } VddAgentsEvents;
@@ -112,6 +117,14 @@ bool vdd_agent_write_blocked(const VddAgent *a);
  * valid until it returns to the loop. Return false if not sent. */
 bool vdd_agent_send_vdagent(VddAgent *a, const VdpMsg *msg);
 bool vdd_agent_send_mouse(VddAgent *a, int32_t x, int32_t y, uint32_t buttons);
+/* Clipboard data towards the agent (vdp-ipc-msg.h): CLIP_BEGIN, then
+ * CLIP_CHUNK frames (len 1..VDP_IPC_MAX_FRAME), or CLIP_ABORT. */
+bool vdd_agent_send_clip_begin(VddAgent *a, const VdpIpcClipHead *head);
+bool vdd_agent_send_clip_chunk(VddAgent *a, const uint8_t *data, size_t len);
+bool vdd_agent_send_clip_abort(VddAgent *a, uint32_t selection);
+/* Is the agent about to be disconnected (a send failed)? Nothing more
+ * reaches it. */
+bool vdd_agent_dropping(const VddAgent *a);
 /* Sends only when flags differ from what this agent was last told. */
 bool vdd_agent_send_session_state(VddAgent *a, uint32_t flags);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "vdd-agents.h"
+#include "vdd-clipboard.h"
 #include "vdd-daemon.h"
 #include "vdd-input.h"
 #include "vdd-session.h"
@@ -16,11 +17,6 @@
 #include "vdp-msg.h"
 #include "vdp-port.h"
 
-/* CLIPBOARD messages are buffered whole by this build (it has no clipboard
- * routing yet, and ignores them), so anything larger is skipped by the
- * reassembler without allocation. FILE_XFER_DATA above the stream threshold
- * is streamed to its agent (vdd-xfer.c). */
-#define DAEMON_MAX_BUFFERED VDP_STREAM_THRESHOLD_DEFAULT
 /* Writing out what is queued for the host when the port is closed on
  * purpose (no active agent): short, the loop is blocked meanwhile. */
 #define PORT_CLOSE_FLUSH_MS 200
@@ -56,18 +52,21 @@ struct VddDaemon {
     VdpCaps client_caps;
     bool client_announced;
     bool client_connected;
-    VdpLayout layout;           /* with the client (clipboard layout; unused this round) */
-    int32_t max_clipboard;      /* stored for the clipboard round */
+    VdpLayout layout;           /* with the client (clipboard layout) */
+    int32_t max_clipboard;      /* the client's MAX_CLIPBOARD, -1: none (no limit) */
+    bool max_clipboard_known;   /* the client sent one: forwarded to agents */
 
     VdpMonitorsConfig *monitors;   /* cached, or NULL */
     GBytes *device_info;           /* cached raw payload, or NULL */
     VdpAudioVolumeSync *volume[2]; /* [is_playback], cached, or NULL */
 
     VddXfers *xfers;
+    VddClip *clip;
 
     VdpMsg *scratch;
     uint32_t logged_ignored;       /* bit per VDAgent type already logged as ignored */
     bool streaming_xfer;           /* a FILE_XFER_DATA stream is being received */
+    bool streaming_clip;           /* a CLIPBOARD stream is being received */
     VddRateLimit rl_drop, rl_mouse;
 };
 
@@ -153,6 +152,11 @@ static void deliver_caches(VddDaemon *d, VddAgent *a)
         m->u.volume = *d->volume[i];
         vdd_agent_send_vdagent(a, m);
     }
+    if (d->max_clipboard_known) {
+        m->type = VD_AGENT_MAX_CLIPBOARD;
+        m->u.max_clipboard.max = d->max_clipboard;
+        vdd_agent_send_vdagent(a, m);
+    }
     g_free(m);
 }
 
@@ -218,6 +222,7 @@ static void forget_client(VddDaemon *d)
     vdp_caps_clear(&d->client_caps);
     d->client_announced = false;
     d->max_clipboard = -1;
+    d->max_clipboard_known = false;
     vdp_layout_from_caps(&d->layout, &d->own_caps, &d->client_caps);
 }
 
@@ -226,7 +231,20 @@ static void client_gone(VddDaemon *d)
 {
     if (d->xfers)
         vdd_xfers_client_gone(d->xfers);
+    if (d->clip)
+        vdd_clip_client_gone(d->clip);
     d->streaming_xfer = false;
+    if (d->max_clipboard_known) {
+        /* The client's limit ends with it; agents go back to none. */
+        VdpMsg m = {.type = VD_AGENT_MAX_CLIPBOARD};
+        m.u.max_clipboard.max = -1;
+        for (unsigned i = 0;; i++) {
+            VddAgent *a = vdd_agents_nth(d->agents, i);
+            if (!a)
+                break;
+            vdd_agent_send_vdagent(a, &m);
+        }
+    }
     if (d->client_connected) {
         VdpMsg m = {.type = VD_AGENT_CLIENT_DISCONNECTED};
         for (unsigned i = 0;; i++) {
@@ -306,8 +324,20 @@ static void update_port(VddDaemon *d)
         update_session_states(d);
         vdp_port_flush_sync(d->port, PORT_CLOSE_FLUSH_MS);
         vdp_port_stop(d->port);
+        vdd_clip_port_lost(d->clip);
+        d->streaming_clip = false;
         g_message("closed the agent port: no active session agent with a desktop layout");
     }
+}
+
+/* The clipboard's view: who is active, and whether the lock/greeter gate
+ * is closed. */
+static void update_clipboard(VddDaemon *d)
+{
+    const VddSessionInfo *si = d->active ? vdd_sessions_active(d->sessions) : NULL;
+    bool gated = !d->opt.allow_clipboard_when_locked && si && (si->locked || si->greeter);
+    vdd_clip_update(d->clip, d->active, gated,
+                    si && si->greeter ? "the active session is a greeter" : "the active session is locked");
 }
 
 /* skip: an agent that is being removed. */
@@ -339,6 +369,7 @@ static void update_active(VddDaemon *d, VddAgent *skip)
         }
         update_input_layout(d);
     }
+    update_clipboard(d);
     update_session_states(d);
     update_port(d);
 }
@@ -359,6 +390,8 @@ static void on_port_state(void *user, VdpPortState state, const char *why)
             g_message("lost the host side of the agent port (%s); reconnecting", why ? why : "closed");
         else
             g_debug("agent port: waiting (%s)", why ? why : "");
+        vdd_clip_port_lost(d->clip);
+        d->streaming_clip = false;
         client_gone(d);
         update_session_states(d);
         break;
@@ -477,11 +510,18 @@ static void on_port_message(void *user, uint32_t chunk_port, const VdpMsgHeader 
     case VD_AGENT_CLIPBOARD_GRAB:
     case VD_AGENT_CLIPBOARD_REQUEST:
     case VD_AGENT_CLIPBOARD_RELEASE:
-        log_ignored_once(d, m->type, "clipboard sharing is not available in this build yet");
+        vdd_clip_client_msg(d->clip, m);
         break;
     case VD_AGENT_MAX_CLIPBOARD:
         d->max_clipboard = m->u.max_clipboard.max;
+        d->max_clipboard_known = true;
         g_debug("max clipboard: %d", (int)d->max_clipboard);
+        for (unsigned i = 0;; i++) {
+            VddAgent *a = vdd_agents_nth(d->agents, i);
+            if (!a)
+                break;
+            vdd_agent_send_vdagent(a, m);
+        }
         break;
     default:
         log_ignored_once(d, m->type, "not used by the daemon");
@@ -502,12 +542,11 @@ static void on_port_problem(void *user, VdpReasmEvent ev, uint32_t chunk_port, c
                   err ? err->text : "invalid");
 }
 
+/* Both streamable types (CLIPBOARD, FILE_XFER_DATA) are forwarded as they
+ * arrive, so the protocol's limits apply as they are. */
 static size_t port_max_payload(void *user, uint32_t type)
 {
-    size_t m = vdp_msg_max_payload(type);
-    if (type != VD_AGENT_FILE_XFER_DATA && vdp_msg_streamable(type) && m > DAEMON_MAX_BUFFERED)
-        m = DAEMON_MAX_BUFFERED;
-    return m;
+    return vdp_msg_max_payload(type);
 }
 
 static void on_stream_begin(void *user, uint32_t chunk_port, const VdpMsgHeader *hdr, const uint8_t *head,
@@ -515,8 +554,9 @@ static void on_stream_begin(void *user, uint32_t chunk_port, const VdpMsgHeader 
 {
     VddDaemon *d = user;
     d->streaming_xfer = false;
-    if (hdr->type != VD_AGENT_FILE_XFER_DATA) {
-        log_ignored_once(d, hdr->type, "not routed in this build");
+    d->streaming_clip = false;
+    if (hdr->type != VD_AGENT_FILE_XFER_DATA && hdr->type != VD_AGENT_CLIPBOARD) {
+        log_ignored_once(d, hdr->type, "not routed by the daemon");
         return;
     }
     VdpMsg *m = d->scratch;
@@ -525,6 +565,13 @@ static void on_stream_begin(void *user, uint32_t chunk_port, const VdpMsgHeader 
                                    &d->layout, m, &err) != VDP_OK) {
         if (vdd_rate_ok(&d->rl_drop, "protocol"))
             g_message("dropped a message from the host: %s", err.text);
+        return;
+    }
+    if (hdr->type == VD_AGENT_CLIPBOARD) {
+        g_debug("host (port %u): CLIPBOARD sel=%u type=%u size=%llu (streamed)", chunk_port,
+                m->u.clipboard.selection, m->u.clipboard.type, (unsigned long long)m->u.clipboard.size);
+        d->streaming_clip = true;
+        vdd_clip_stream_begin(d->clip, m);
         return;
     }
     g_debug("host (port %u): FILE_XFER_DATA id=%u size=%llu (streamed)", chunk_port, m->u.xfer_data.id,
@@ -538,6 +585,8 @@ static void on_stream_data(void *user, uint32_t chunk_port, const uint8_t *data,
     VddDaemon *d = user;
     if (d->streaming_xfer)
         vdd_xfers_stream_data(d->xfers, data, len);
+    else if (d->streaming_clip)
+        vdd_clip_stream_data(d->clip, data, len);
 }
 
 static void on_stream_end(void *user, uint32_t chunk_port)
@@ -545,7 +594,10 @@ static void on_stream_end(void *user, uint32_t chunk_port)
     VddDaemon *d = user;
     if (d->streaming_xfer)
         vdd_xfers_stream_end(d->xfers);
+    if (d->streaming_clip)
+        vdd_clip_stream_end(d->clip);
     d->streaming_xfer = false;
+    d->streaming_clip = false;
 }
 
 static void on_stream_abort(void *user, uint32_t chunk_port)
@@ -553,7 +605,16 @@ static void on_stream_abort(void *user, uint32_t chunk_port)
     VddDaemon *d = user;
     if (d->streaming_xfer)
         vdd_xfers_stream_abort(d->xfers);
+    if (d->streaming_clip)
+        vdd_clip_stream_abort(d->clip);
     d->streaming_xfer = false;
+    d->streaming_clip = false;
+}
+
+static void on_port_write_ready(void *user)
+{
+    VddDaemon *d = user;
+    vdd_clip_port_write_ready(d->clip);
 }
 
 static const VdpPortCallbacks port_cb = {
@@ -564,6 +625,7 @@ static const VdpPortCallbacks port_cb = {
     .stream_end = on_stream_end,
     .stream_abort = on_stream_abort,
     .problem = on_port_problem,
+    .write_ready = on_port_write_ready,
 };
 
 /* ---- agent and session events ---- */
@@ -578,6 +640,7 @@ static void on_agent_removed(void *user, VddAgent *a)
     VddDaemon *d = user;
     if (d->xfers)
         vdd_xfers_agent_gone(d->xfers, a);
+    vdd_clip_agent_gone(d->clip, a);
     update_active(user, a);
 }
 
@@ -586,6 +649,7 @@ static void on_agent_write_ready(void *user, VddAgent *a)
     VddDaemon *d = user;
     if (d->xfers)
         vdd_xfers_agent_write_ready(d->xfers, a);
+    vdd_clip_agent_write_ready(d->clip, a);
 }
 
 static void on_agent_layout(void *user, VddAgent *a)
@@ -600,12 +664,27 @@ static void on_agent_layout(void *user, VddAgent *a)
 static void on_agent_vdagent(void *user, VddAgent *a, const VdpMsg *msg)
 {
     VddDaemon *d = user;
-    if (msg->type == VD_AGENT_FILE_XFER_STATUS) {
+    switch (msg->type) {
+    case VD_AGENT_FILE_XFER_STATUS:
         vdd_xfers_agent_status(d->xfers, a, msg);
-        return;
+        break;
+    case VD_AGENT_CLIPBOARD:
+    case VD_AGENT_CLIPBOARD_GRAB:
+    case VD_AGENT_CLIPBOARD_REQUEST:
+    case VD_AGENT_CLIPBOARD_RELEASE:
+        vdd_clip_agent_msg(d->clip, a, msg);
+        break;
+    default:
+        g_debug("agent pid %d: ignoring %s (not routed by the daemon)", (int)vdd_agent_pid(a),
+                vdp_msg_type_name(msg->type));
+        break;
     }
-    g_debug("agent pid %d: ignoring %s (clipboard is not routed in this build)", (int)vdd_agent_pid(a),
-            vdp_msg_type_name(msg->type));
+}
+
+static void on_agent_clip_fd(void *user, VddAgent *a, const VdpIpcClipHead *head, int fd)
+{
+    VddDaemon *d = user;
+    vdd_clip_agent_data_fd(d->clip, a, head, fd);
 }
 
 static char *on_status_json(void *user)
@@ -638,6 +717,10 @@ static char *on_status_json(void *user)
     }
     info.nagents = n;
     info.agents = agents;
+    for (unsigned i = 0; i < VDD_STATUS_NSEL; i++)
+        info.clipboard_owner[i] = vdd_clip_owner_name(d->clip, i);
+    info.clipboard_gated = vdd_clip_gated(d->clip);
+    info.file_transfers = d->xfers ? vdd_xfers_count(d->xfers) : 0;
     char *json = vdd_status_to_json(&info);
     g_free(agents);
     return json;
@@ -649,6 +732,7 @@ static const VddAgentsEvents agents_ev = {
     .agent_layout = on_agent_layout,
     .agent_vdagent = on_agent_vdagent,
     .agent_write_ready = on_agent_write_ready,
+    .agent_clip_fd = on_agent_clip_fd,
     .status_json = on_status_json,
 };
 
@@ -663,13 +747,10 @@ static const VddSessionEvents sessions_ev = {.changed = on_sessions_changed};
 
 static void init_own_caps(VdpCaps *caps)
 {
+    /* Everything a guest of this project announces: clipboard by demand
+     * with selections, grab serials, no release on regrab and
+     * MAX_CLIPBOARD (vdd-clipboard.c), file transfer (vdd-xfer.c). */
     vdp_caps_init_guest(caps);
-    /* Not routed in this build: a client must not offer or expect them.
-     * File transfer is routed (vdd-xfer.c): FILE_XFER_DISABLED is not set. */
-    vdp_caps_unset(caps, VD_AGENT_CAP_CLIPBOARD_BY_DEMAND);
-    vdp_caps_unset(caps, VD_AGENT_CAP_CLIPBOARD_SELECTION);
-    vdp_caps_unset(caps, VD_AGENT_CAP_CLIPBOARD_GRAB_SERIAL);
-    vdp_caps_unset(caps, VD_AGENT_CAP_CLIPBOARD_NO_RELEASE_ON_REGRAB);
 }
 
 VddDaemon *vdd_daemon_new(GMainContext *ctx, const VddOptions *opt, VddQuitFunc quit, void *quit_user,
@@ -718,6 +799,7 @@ VddDaemon *vdd_daemon_new(GMainContext *ctx, const VddOptions *opt, VddQuitFunc 
         .handshake_ms = opt->handshake_ms,
     };
     d->xfers = vdd_xfers_new(d->port, &d->client_caps, &d->layout);
+    d->clip = vdd_clip_new(d->ctx, d->port, &d->client_caps, &d->layout, &d->max_clipboard);
     d->agents = vdd_agents_new(d->ctx, &acfg, &agents_ev, d, error);
     if (!d->agents) {
         vdd_daemon_free(d);
@@ -739,6 +821,8 @@ void vdd_daemon_free(VddDaemon *d)
     d->active = NULL;
     vdd_xfers_free(d->xfers);
     d->xfers = NULL;
+    vdd_clip_free(d->clip);
+    d->clip = NULL;
     if (d->port) {
         if (vdp_port_get_state(d->port) == VDP_PORT_STATE_OPEN)
             vdp_port_flush_sync(d->port, PORT_EXIT_FLUSH_MS);

@@ -6,12 +6,8 @@
  * spice-server into client mouse mode, which needs the guest's geometry.
  * On open we announce our capabilities with request=1.
  *
- * This build's scope: clipboard and file transfer are not routed yet. Our
- * capabilities leave out CLIPBOARD_BY_DEMAND, CLIPBOARD_SELECTION,
- * CLIPBOARD_GRAB_SERIAL and CLIPBOARD_NO_RELEASE_ON_REGRAB and include
- * FILE_XFER_DISABLED; a FILE_XFER_START is refused with STATUS DISABLED
- * (ERROR for clients without FILE_XFER_DETAILED_ERRORS); clipboard
- * messages are ignored (one log line per kind).
+ * We announce what a guest of this project announces (vdp_caps_init_guest):
+ * the clipboard is routed by vdd-clipboard.c, file transfers by vdd-xfer.c.
  */
 #ifndef VDD_DAEMON_H
 #define VDD_DAEMON_H
@@ -28,7 +24,7 @@ typedef struct VddOptions {
     bool fake_uinput;             /* -f */
     bool one_session;             /* -o */
     bool no_session_integration;  /* -X */
-    bool allow_clipboard_when_locked;  /* stored for the clipboard round */
+    bool allow_clipboard_when_locked;  /* share it with locked and greeter sessions */
     int debug;                    /* -d count */
     int listen_fd;                /* inherited IPC socket (systemd), or -1 */
     unsigned handshake_ms;        /* 0 = default */

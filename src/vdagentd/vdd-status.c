@@ -153,6 +153,14 @@ static char *status_text(const VddStatusInfo *info, bool brief)
     }
     json_object_object_add(root, "agents", agents);
     json_object_object_add(root, "mouse", str_or_null(info->mouse));
+    json_object *clip = json_object_new_object();
+    static const char *const sel_names[VDD_STATUS_NSEL] = {"clipboard", "primary", "secondary"};
+    for (unsigned i = 0; i < VDD_STATUS_NSEL; i++)
+        json_object_object_add(clip, sel_names[i],
+                               str_or_null(info->clipboard_owner[i] ? info->clipboard_owner[i] : "none"));
+    json_object_object_add(clip, "locked_out", json_object_new_boolean(info->clipboard_gated));
+    json_object_object_add(root, "clipboard", clip);
+    json_object_object_add(root, "file_transfers", json_object_new_int64(info->file_transfers));
     json_object_object_add(root, "monitors_config", monitors_json(info->monitors, brief));
     char *out = g_strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
     json_object_put(root);
@@ -224,6 +232,12 @@ static void print_text(json_object *root)
     else
         printf("active session:  session integration disabled\n");
     printf("mouse:           %s\n", jstr(root, "mouse", "?"));
+    json_object *clip = jget(root, "clipboard");
+    if (clip)
+        printf("clipboard:       clipboard %s, primary %s, secondary %s%s\n", jstr(clip, "clipboard", "?"),
+               jstr(clip, "primary", "?"), jstr(clip, "secondary", "?"),
+               jbool(clip, "locked_out") ? " (not shared: session locked)" : "");
+    printf("file transfers:  %" PRId64 "\n", jint(root, "file_transfers"));
     json_object *agents = jget(root, "agents");
     size_t n = agents ? json_object_array_length(agents) : 0;
     printf("agents:          %zu\n", n);

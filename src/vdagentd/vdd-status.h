@@ -10,6 +10,10 @@
  *   "agents": [{"pid", "uid", "session", "name", "active", "layout": null |
  *              {"desktop_width", "desktop_height", "displays": [{"id","x","y","width","height"}]}}],
  *   "mouse": "uinput"|"fake"|"agent",
+ *   "clipboard": {"clipboard", "primary", "secondary": "none"|"client"|"guest"
+ *                 (who owns the selection), "locked_out": bool (the
+ *                 lock/greeter gate stops sharing)},
+ *   "file_transfers": number of transfers running,
  *   "monitors_config": null | {"flags", "monitors": [{"width","height","depth","x","y",
  *                                                     "mm_width","mm_height"}]}
  * When the document would not fit one IPC frame, the display and monitor
@@ -36,6 +40,9 @@ typedef struct VddStatusAgent {
     const VddLayout *layout;     /* NULL: none reported yet */
 } VddStatusAgent;
 
+/* Selections reported in "clipboard". */
+#define VDD_STATUS_NSEL 3u
+
 typedef struct VddStatusInfo {
     const char *port_path;
     const char *port_state;
@@ -47,6 +54,9 @@ typedef struct VddStatusInfo {
     bool locked;
     const char *mouse;
     const VdpMonitorsConfig *monitors;  /* NULL: none received */
+    const char *clipboard_owner[VDD_STATUS_NSEL];  /* "none", "client", "guest" */
+    bool clipboard_gated;
+    unsigned file_transfers;
     unsigned nagents;
     const VddStatusAgent *agents;
 } VddStatusInfo;

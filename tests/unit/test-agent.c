@@ -2,7 +2,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "test-agent.h"
@@ -36,6 +38,61 @@ static void xfer_message(TestAgent *a, const VdpMsg *m)
     }
 }
 
+static void clip_stream_done(TestAgent *a)
+{
+    a->clip_open = false;
+    a->clip_done++;
+    g_strlcpy(a->clip_digest, g_checksum_get_string(a->clip_sum), sizeof(a->clip_digest));
+}
+
+static void clip_frame(TestAgent *a, const VdpIpcHeader *hdr, const uint8_t *payload)
+{
+    VdpError err = {0};
+    switch (hdr->type) {
+    case VDP_IPC_CLIP_BEGIN: {
+        VdpIpcClipHead h;
+        if (vdp_ipc_clip_head_decode(payload, hdr->size, &h, &err) != VDP_OK || a->clip_open) {
+            g_printerr("test agent: bad CLIP_BEGIN: %s\n", a->clip_open ? "a stream is open" : err.text);
+            a->bad_frames++;
+            return;
+        }
+        a->clip_begins++;
+        a->clip_head = h;
+        a->clip_received = 0;
+        if (a->clip_sum)
+            g_checksum_free(a->clip_sum);
+        a->clip_sum = g_checksum_new(G_CHECKSUM_SHA256);
+        a->clip_open = true;
+        if (h.size == 0)
+            clip_stream_done(a);
+        break;
+    }
+    case VDP_IPC_CLIP_CHUNK:
+        if (!a->clip_open || hdr->size == 0 || hdr->size > a->clip_head.size - a->clip_received) {
+            g_printerr("test agent: bad CLIP_CHUNK of %u bytes\n", hdr->size);
+            a->bad_frames++;
+            return;
+        }
+        a->clip_chunks++;
+        a->clip_received += hdr->size;
+        g_checksum_update(a->clip_sum, payload, hdr->size);
+        if (a->clip_received == a->clip_head.size)
+            clip_stream_done(a);
+        break;
+    case VDP_IPC_CLIP_ABORT:
+        if (vdp_ipc_clip_abort_decode(payload, hdr->size, &a->clip_abort_sel, &err) != VDP_OK || !a->clip_open) {
+            g_printerr("test agent: bad CLIP_ABORT\n");
+            a->bad_frames++;
+            return;
+        }
+        a->clip_aborts++;
+        a->clip_open = false;
+        break;
+    default:
+        break;
+    }
+}
+
 static bool on_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload, int *fds, unsigned nfds)
 {
     TestAgent *a = user;
@@ -43,6 +100,11 @@ static bool on_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload
     for (unsigned i = 0; i < nfds; i++)
         close(fds[i]);
     switch (hdr->type) {
+    case VDP_IPC_CLIP_BEGIN:
+    case VDP_IPC_CLIP_CHUNK:
+    case VDP_IPC_CLIP_ABORT:
+        clip_frame(a, hdr, payload);
+        break;
     case VDP_IPC_WELCOME: {
         VdpIpcHello w;
         if (vdp_ipc_hello_decode(payload, hdr->size, &w, &err) == VDP_OK &&
@@ -156,7 +218,124 @@ void test_agent_free(TestAgent *a)
     g_free(a->status_json);
     if (a->xfer_sum)
         g_checksum_free(a->xfer_sum);
+    if (a->clip_sum)
+        g_checksum_free(a->clip_sum);
     g_free(a);
+}
+
+bool test_agent_send_vdagent(TestAgent *a, const VdpMsg *m)
+{
+    VdpError err = {0};
+    return vdp_ipc_conn_send_vdagent(a->conn, 0, m, &err) == VDP_OK;
+}
+
+bool test_agent_send_grab(TestAgent *a, uint8_t sel, uint32_t type)
+{
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    m->type = VD_AGENT_CLIPBOARD_GRAB;
+    m->u.grab.selection = sel;
+    m->u.grab.serial = 12345;   /* the daemon assigns its own */
+    m->u.grab.ntypes = 1;
+    m->u.grab.types[0] = type;
+    bool ok = test_agent_send_vdagent(a, m);
+    g_free(m);
+    return ok;
+}
+
+bool test_agent_send_request(TestAgent *a, uint8_t sel, uint32_t type)
+{
+    VdpMsg m = {.type = VD_AGENT_CLIPBOARD_REQUEST};
+    m.u.request.selection = sel;
+    m.u.request.type = type;
+    return test_agent_send_vdagent(a, &m);
+}
+
+bool test_agent_send_release(TestAgent *a, uint8_t sel)
+{
+    VdpMsg m = {.type = VD_AGENT_CLIPBOARD_RELEASE};
+    m.u.release.selection = sel;
+    return test_agent_send_vdagent(a, &m);
+}
+
+bool test_agent_send_clipboard(TestAgent *a, uint8_t sel, uint32_t type, const uint8_t *data, size_t len)
+{
+    VdpMsg m = {.type = VD_AGENT_CLIPBOARD};
+    m.u.clipboard.selection = sel;
+    m.u.clipboard.type = type;
+    m.u.clipboard.data = data;
+    m.u.clipboard.size = len;
+    return test_agent_send_vdagent(a, &m);
+}
+
+bool test_agent_send_clip_fd(TestAgent *a, uint32_t sel, uint32_t type, uint64_t size, int fd)
+{
+    VdpIpcClipHead h = {.selection = sel, .type = type, .size = size};
+    uint8_t buf[VDP_IPC_CLIP_HEAD_SIZE];
+    size_t n = vdp_ipc_clip_head_encode(&h, buf, sizeof(buf));
+    if (!n)
+        return false;
+    int dup_fd = -1;
+    if (fd >= 0 && (dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return false;
+    VdpResult r = vdp_ipc_conn_send(a->conn, VDP_IPC_CLIP_DATA_FD, 0, buf, n, dup_fd >= 0 ? &dup_fd : NULL,
+                                    dup_fd >= 0 ? 1 : 0);
+    if (r != VDP_OK && dup_fd >= 0)
+        close(dup_fd);
+    return r == VDP_OK;
+}
+
+void test_agent_pause(TestAgent *a, bool pause)
+{
+    vdp_ipc_conn_pause_read(a->conn, pause);
+}
+
+void test_pattern(uint8_t *buf, size_t len, uint64_t offset, uint32_t seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint64_t x = offset + i;
+        buf[i] = (uint8_t)((x * 2654435761u >> 13) ^ (x >> 8) ^ seed);
+    }
+}
+
+#define PATTERN_PIECE (1u << 20)
+
+void test_pattern_digest(uint64_t size, uint32_t seed, char *digest)
+{
+    GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+    uint8_t *buf = g_malloc(PATTERN_PIECE);
+    for (uint64_t off = 0; off < size; off += PATTERN_PIECE) {
+        size_t n = (size_t)MIN((uint64_t)PATTERN_PIECE, size - off);
+        test_pattern(buf, n, off, seed);
+        g_checksum_update(sum, buf, (gssize)n);
+    }
+    g_strlcpy(digest, g_checksum_get_string(sum), 65);
+    g_free(buf);
+    g_checksum_free(sum);
+}
+
+int test_memfd(uint64_t size, uint32_t seed, int seals, char *digest)
+{
+    int fd = memfd_create("test-clip", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    uint8_t *buf = g_malloc(PATTERN_PIECE);
+    for (uint64_t off = 0; off < size; off += PATTERN_PIECE) {
+        size_t n = (size_t)MIN((uint64_t)PATTERN_PIECE, size - off);
+        test_pattern(buf, n, off, seed);
+        if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n) {
+            g_free(buf);
+            close(fd);
+            return -1;
+        }
+    }
+    g_free(buf);
+    if (seals && fcntl(fd, F_ADD_SEALS, seals) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (digest)
+        test_pattern_digest(size, seed, digest);
+    return fd;
 }
 
 bool test_agent_send_xfer_status(TestAgent *a, uint32_t id, uint32_t result)

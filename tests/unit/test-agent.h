@@ -33,6 +33,16 @@ typedef struct TestAgent {
     uint64_t xfer_size, xfer_received;
     unsigned xfer_data_msgs, xfer_done;
     GChecksum *xfer_sum;                      /* SHA-256 of the data received */
+    /* Clipboard streams from the daemon (CLIP_BEGIN/CHUNK/ABORT): checked
+     * against the IPC rules (a chunk without a stream, past the announced
+     * size or a BEGIN inside a stream count as bad_frames). */
+    unsigned clip_begins, clip_chunks, clip_aborts, clip_done;
+    VdpIpcClipHead clip_head;                 /* the last BEGIN */
+    bool clip_open;
+    uint64_t clip_received;                   /* bytes of the open or last stream */
+    uint32_t clip_abort_sel;
+    GChecksum *clip_sum;                      /* SHA-256 of the open or last stream */
+    char clip_digest[65];                     /* of the last complete stream */
 } TestAgent;
 
 /* Connect to the daemon's socket and send HELLO with this role. NULL if
@@ -47,6 +57,27 @@ bool test_agent_send_layout(TestAgent *a, const VdpIpcGuestLayout *l);
 bool test_agent_send_status_request(TestAgent *a);
 /* A FILE_XFER_STATUS envelope (no detail). */
 bool test_agent_send_xfer_status(TestAgent *a, uint32_t id, uint32_t result);
+
+/* Any VDAgent message in a VDAGENT envelope. */
+bool test_agent_send_vdagent(TestAgent *a, const VdpMsg *m);
+/* Clipboard messages in envelopes. */
+bool test_agent_send_grab(TestAgent *a, uint8_t sel, uint32_t type);
+bool test_agent_send_request(TestAgent *a, uint8_t sel, uint32_t type);
+bool test_agent_send_release(TestAgent *a, uint8_t sel);
+bool test_agent_send_clipboard(TestAgent *a, uint8_t sel, uint32_t type, const uint8_t *data, size_t len);
+/* CLIP_DATA_FD with fd (-1: none); the caller keeps its fd. */
+bool test_agent_send_clip_fd(TestAgent *a, uint32_t sel, uint32_t type, uint64_t size, int fd);
+/* Stop or resume reading the daemon's frames (a slow agent). */
+void test_agent_pause(TestAgent *a, bool pause);
+
+/* A memfd of size bytes of test_pattern(seed) with the given seals
+ * (F_SEAL_*), or unsealed when seals is 0; the SHA-256 of its content
+ * in digest (65 bytes) if not NULL. -1 on failure. */
+int test_memfd(uint64_t size, uint32_t seed, int seals, char *digest);
+/* The pattern: byte i of seed s. */
+void test_pattern(uint8_t *buf, size_t len, uint64_t offset, uint32_t seed);
+/* SHA-256 of size bytes of the pattern. */
+void test_pattern_digest(uint64_t size, uint32_t seed, char *digest);
 
 /* Decode the last VDAgent message of a type (false if none). Views in msg
  * stay valid until the next message of that type arrives. */

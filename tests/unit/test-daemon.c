@@ -403,10 +403,12 @@ static void test_port_follows_layout(void **state)
     assert_true(vdp_caps_has(caps, VD_AGENT_CAP_MOUSE_STATE));
     assert_true(vdp_caps_has(caps, VD_AGENT_CAP_MONITORS_CONFIG));
     assert_false(vdp_caps_has(caps, VD_AGENT_CAP_FILE_XFER_DISABLED));
-    assert_false(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_BY_DEMAND));
-    assert_false(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_SELECTION));
-    assert_false(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_GRAB_SERIAL));
-    assert_false(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_NO_RELEASE_ON_REGRAB));
+    /* the clipboard is routed (test-daemon-clipboard.c) */
+    assert_true(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_BY_DEMAND));
+    assert_true(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_SELECTION));
+    assert_true(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_GRAB_SERIAL));
+    assert_true(vdp_caps_has(caps, VD_AGENT_CAP_CLIPBOARD_NO_RELEASE_ON_REGRAB));
+    assert_true(vdp_caps_has(caps, VD_AGENT_CAP_MAX_CLIPBOARD));
     /* the agent learns that a client is there */
     assert_true(test_wait(client_flag, a, WAIT_MS));
     /* the agent leaves: the port closes */
@@ -423,7 +425,7 @@ static void test_caps_request(void **state)
     /* the daemon announced first, with request=1 */
     assert_int_equal(F->raw.announce_requests, 1);
     assert_false(vdp_caps_has(&F->raw.guest_caps, VD_AGENT_CAP_FILE_XFER_DISABLED));
-    assert_false(vdp_caps_has(&F->raw.guest_caps, VD_AGENT_CAP_CLIPBOARD_BY_DEMAND));
+    assert_true(vdp_caps_has(&F->raw.guest_caps, VD_AGENT_CAP_CLIPBOARD_BY_DEMAND));
     unsigned before = F->raw.announces;
     raw_announce(true, true);
     assert_true(wait_count(&F->raw.announces, before + 1));

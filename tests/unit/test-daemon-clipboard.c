@@ -1,0 +1,1668 @@
+/* test-daemon-clipboard.c - clipboard routing through the real
+ * spice-vdagentd: its port a UNIX socket served by the host library
+ * (VdhHost, listen mode; raw messages through vdh_send where a test needs
+ * a serial or a request the library would not send), test agents on the
+ * IPC socket that speak the clipboard frames (CLIP_BEGIN/CHUNK/ABORT in,
+ * VDAGENT envelopes and sealed memfds out). Most tests run the daemon with
+ * -X; lock, greeter and session switch run it with session integration
+ * against python3-dbusmock's logind on a private bus (as
+ * test-daemon-sessions.c does).
+ *
+ * Data is a deterministic pattern checked with SHA-256 at the far end;
+ * the daemon's peak RSS (VmHWM) is read from /proc before and after the
+ * large transfers. Every test has a failure timeout (alarm) and waits on
+ * conditions, never on fixed sleeps for correctness. VDD_TEST_VERBOSE=1
+ * prints the daemon's log after each test.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <gio/gio.h>
+#include <glib.h>
+
+#include "test-agent.h"
+#include "vdh-host.h"
+#include "vdh-host-priv.h"   /* vdh_send: raw messages with chosen serials */
+#include "vdp-dbusmock.h"
+#include "vdp-port.h"
+#include "vdp-unix.h"
+
+#define WAIT_MS 10000u
+#define LONG_WAIT_MS 60000u
+#define TEST_TIMEOUT_S 120u
+#define CTL_TIMEOUT_MS 10000
+#define PYTHON VDP_TEST_PYTHON
+#define MIB (1024u * 1024u)
+#define SEL_CB VD_AGENT_CLIPBOARD_SELECTION_CLIPBOARD
+#define SEL_PRI VD_AGENT_CLIPBOARD_SELECTION_PRIMARY
+#define UTF8 VD_AGENT_CLIPBOARD_UTF8_TEXT
+#define PNG VD_AGENT_CLIPBOARD_IMAGE_PNG
+#define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+
+static bool verbose;
+static char *dbus_daemon_path;
+static char *bus_dir, *bus_socket, *bus_addr;
+
+/* What the host saw from the guest. */
+typedef struct HostRec {
+    unsigned grabs[3], releases[3], clipboards, nones, requests, dropped;
+    uint32_t grab_serial[3], grab_type[3];
+    uint32_t clip_sel, clip_type;
+    size_t clip_size;
+} HostRec;
+
+#define MAX_KIDS 4
+
+typedef struct Fixture {
+    char *dir, *port_path, *sock_path, *fifo_path, *log_path;
+    int fifo_fd;
+    GPid daemon_pid, bus_pid, mock_pid;
+    GDBusConnection *ctl;
+    VdhHost *host;
+    HostRec rec;
+    pid_t kids[MAX_KIDS];
+    unsigned nkids;
+    GString *map;
+} Fixture;
+
+static Fixture *F;
+
+/* ---- processes ---- */
+
+static void child_setup(gpointer data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int logfd = GPOINTER_TO_INT(data);
+    if (logfd > 0) {
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+    }
+}
+
+static GPid spawn(char **argv, char **envp, bool to_log)
+{
+    GPid pid = 0;
+    GError *err = NULL;
+    int logfd = -1;
+    if (to_log) {
+        logfd = open(F->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        assert_true(logfd >= 0);
+    }
+    GSpawnFlags flags = G_SPAWN_DO_NOT_REAP_CHILD;
+    if (!to_log && !verbose)
+        flags |= G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL;
+    gboolean ok = g_spawn_async(NULL, argv, envp, flags, child_setup, GINT_TO_POINTER(logfd), &pid, &err);
+    if (logfd >= 0)
+        close(logfd);
+    if (!ok)
+        fail_msg("cannot start %s: %s", argv[0], err->message);
+    return pid;
+}
+
+static bool wait_exit(pid_t pid, int *status, unsigned ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)ms * 1000;
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid)
+            return true;
+        if (r < 0 && errno != EINTR)
+            return false;
+        if (g_get_monotonic_time() > deadline)
+            return false;
+        test_spin(10);
+    }
+}
+
+static void stop_process(GPid *pid, int sig)
+{
+    if (*pid <= 0)
+        return;
+    int status;
+    kill(*pid, sig);
+    if (!wait_exit(*pid, &status, 5000)) {
+        kill(*pid, SIGKILL);
+        waitpid(*pid, &status, 0);
+    }
+    *pid = 0;
+}
+
+/* ---- the private bus and the logind mock ---- */
+
+static GDBusConnection *connect_bus(void)
+{
+    return g_dbus_connection_new_for_address_sync(
+        bus_addr, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+        NULL, NULL, NULL);
+}
+
+static GVariant *ctl_call(const char *dest, const char *path, const char *iface, const char *method,
+                          GVariant *params)
+{
+    GError *err = NULL;
+    GVariant *r = g_dbus_connection_call_sync(F->ctl, dest, path, iface, method, params, NULL,
+                                              G_DBUS_CALL_FLAGS_NO_AUTO_START, CTL_TIMEOUT_MS, NULL, &err);
+    if (!r)
+        fail_msg("%s.%s on %s: %s", iface, method, path, err->message);
+    return r;
+}
+
+static void mock_call(const char *path, const char *iface, const char *method, GVariant *params)
+{
+    g_variant_unref(ctl_call(LOGIND_NAME, path, iface, method, params));
+}
+
+static bool logind_on_bus(void)
+{
+    GVariant *r = ctl_call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                           "NameHasOwner", g_variant_new("(s)", LOGIND_NAME));
+    gboolean has;
+    g_variant_get(r, "(b)", &has);
+    g_variant_unref(r);
+    return has;
+}
+
+static void bus_and_mock_start(void)
+{
+    char *conf = g_build_filename(F->dir, "bus.conf", NULL);
+    char *text = g_strdup_printf("<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+                                 " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                                 "<busconfig>\n"
+                                 "  <listen>%s</listen>\n"
+                                 "  <auth>EXTERNAL</auth>\n"
+                                 "  <policy context=\"default\">\n"
+                                 "    <allow user=\"*\"/>\n"
+                                 "    <allow own=\"*\"/>\n"
+                                 "    <allow send_destination=\"*\"/>\n"
+                                 "    <allow receive_sender=\"*\"/>\n"
+                                 "  </policy>\n"
+                                 "</busconfig>\n",
+                                 bus_addr);
+    assert_true(g_file_set_contents(conf, text, -1, NULL));
+    char *conf_arg = g_strdup_printf("--config-file=%s", conf);
+    char *bargv[] = {dbus_daemon_path, conf_arg, "--nofork", "--nopidfile", NULL};
+    unlink(bus_socket);
+    F->bus_pid = spawn(bargv, NULL, false);
+    g_free(conf_arg);
+    g_free(text);
+    g_free(conf);
+    gint64 deadline = g_get_monotonic_time() + (gint64)WAIT_MS * 1000;
+    while (!(F->ctl = connect_bus())) {
+        if (g_get_monotonic_time() > deadline)
+            fail_msg("the private dbus-daemon did not come up");
+        g_usleep(10000);
+    }
+    char *margv[] = {PYTHON, "-m", "dbusmock", "--template", "logind", NULL};
+    F->mock_pid = spawn(margv, NULL, false);
+    deadline = g_get_monotonic_time() + (gint64)WAIT_MS * 1000;
+    while (!logind_on_bus()) {
+        if (g_get_monotonic_time() > deadline)
+            fail_msg("the logind mock did not appear on the bus");
+        g_usleep(20000);
+    }
+    mock_call(LOGIND_PATH, MOCK_IFACE, "AddSeat", g_variant_new("(s)", "seat0"));
+}
+
+static void add_session(const char *id)
+{
+    mock_call(LOGIND_PATH, MOCK_IFACE, "AddSession", g_variant_new("(ssusb)", id, "seat0", 0u, "root", TRUE));
+}
+
+static void set_active(const char *id, const char *path)
+{
+    mock_call(SEAT0_PATH, PROPS_IFACE, "Set",
+              g_variant_new("(ssv)", SEAT_IFACE, "ActiveSession", g_variant_new("(so)", id, path)));
+}
+
+static void set_locked(const char *path, bool locked)
+{
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+    g_variant_builder_add(&b, "{sv}", "LockedHint", g_variant_new_boolean(locked));
+    mock_call(path, MOCK_IFACE, "UpdateProperties", g_variant_new("(sa{sv})", SESSION_IFACE, &b));
+}
+
+/* GetSessionByPID: pid -> session path for the pids mapped so far. */
+static void map_pid(pid_t pid, const char *path)
+{
+    if (!F->map)
+        F->map = g_string_new("");
+    g_string_append_printf(F->map, "%d: '%s', ", (int)pid, path);
+    char *code = g_strdup_printf("m = {%s}\n"
+                                 "if args[0] in m:\n"
+                                 "    ret = dbus.ObjectPath(m[args[0]])\n"
+                                 "else:\n"
+                                 "    raise dbus.exceptions.DBusException('no session', "
+                                 "name='org.freedesktop.login1.NoSessionForPID')\n",
+                                 F->map->str);
+    mock_call(LOGIND_PATH, MOCK_IFACE, "AddMethod",
+              g_variant_new("(sssss)", MANAGER_IFACE, "GetSessionByPID", "u", "o", code));
+    g_free(code);
+}
+
+/* ---- the daemon ---- */
+
+static const char *daemon_path(void)
+{
+    static char path[4096];
+    const char *top = getenv("top_builddir");
+    snprintf(path, sizeof(path), "%s/spice-vdagentd", top && *top ? top : ".");
+    return path;
+}
+
+static bool socket_up(void *data)
+{
+    int fd = vdp_unix_connect(F->sock_path);
+    if (fd < 0) {
+        g_usleep(10000);
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+static void start_daemon(bool sessions, bool allow_locked)
+{
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)daemon_path();
+    argv[n++] = "-x";
+    argv[n++] = "-d";
+    if (!sessions)
+        argv[n++] = "-X";
+    if (allow_locked)
+        argv[n++] = "--allow-clipboard-when-locked";
+    argv[n++] = "-f";
+    argv[n++] = "-s";
+    argv[n++] = F->port_path;
+    argv[n++] = "-S";
+    argv[n++] = F->sock_path;
+    argv[n++] = "-u";
+    argv[n++] = F->fifo_path;
+    argv[n] = NULL;
+    char **env = g_get_environ();
+    env = g_environ_setenv(env, "VDAGENTD_TEST_HANDSHAKE_MS", "3000", TRUE);
+    /* Under AddressSanitizer freed memory sits in a quarantine (256 MiB by
+     * default) and counts in the RSS: keep it small so the peak RSS still
+     * says whether the daemon holds the data. */
+    const char *asan = g_environ_getenv(env, "ASAN_OPTIONS");
+    char *asan_opts = g_strdup_printf("%s%squarantine_size_mb=1", asan ? asan : "", asan && *asan ? ":" : "");
+    env = g_environ_setenv(env, "ASAN_OPTIONS", asan_opts, TRUE);
+    g_free(asan_opts);
+    F->daemon_pid = spawn(argv, env, true);
+    g_strfreev(env);
+    assert_true(test_wait(socket_up, NULL, WAIT_MS));
+}
+
+static char *daemon_log(void)
+{
+    char *text = NULL;
+    if (!g_file_get_contents(F->log_path, &text, NULL, NULL))
+        text = g_strdup("");
+    return text;
+}
+
+static unsigned log_count(const char *needle)
+{
+    char *t = daemon_log();
+    unsigned n = 0;
+    for (const char *p = t; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    g_free(t);
+    return n;
+}
+
+static bool log_has_cb(void *d)
+{
+    return log_count(d) > 0;
+}
+
+/* Peak resident set of the daemon, in KiB. */
+static long daemon_hwm_kib(void)
+{
+    char path[64], *text = NULL;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)F->daemon_pid);
+    assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    const char *p = strstr(text, "VmHWM:");
+    assert_non_null(p);
+    long kib = strtol(p + 6, NULL, 10);
+    g_free(text);
+    return kib;
+}
+
+/* ---- the host ---- */
+
+static void on_host_message(void *user, const VdpMsg *m)
+{
+    HostRec *r = &F->rec;
+    switch (m->type) {
+    case VD_AGENT_CLIPBOARD_GRAB:
+        if (m->u.grab.selection < 3) {
+            r->grabs[m->u.grab.selection]++;
+            r->grab_serial[m->u.grab.selection] = m->u.grab.serial;
+            r->grab_type[m->u.grab.selection] = m->u.grab.ntypes ? m->u.grab.types[0] : 0;
+        }
+        break;
+    case VD_AGENT_CLIPBOARD_RELEASE:
+        if (m->u.release.selection < 3)
+            r->releases[m->u.release.selection]++;
+        break;
+    case VD_AGENT_CLIPBOARD_REQUEST:
+        r->requests++;
+        break;
+    case VD_AGENT_CLIPBOARD:
+        r->clipboards++;
+        r->clip_sel = m->u.clipboard.selection;
+        r->clip_type = m->u.clipboard.type;
+        r->clip_size = m->u.clipboard.size;
+        if (m->u.clipboard.type == VD_AGENT_CLIPBOARD_NONE)
+            r->nones++;
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_host_dropped(void *user, const char *why)
+{
+    F->rec.dropped++;
+    if (verbose)
+        fprintf(stderr, "host dropped: %s\n", why);
+}
+
+static const VdhHostEvents host_ev = {.message = on_host_message, .dropped = on_host_dropped};
+
+typedef struct HostOpts {
+    bool no_selection;      /* a client without CLIPBOARD_SELECTION */
+    int32_t max_clipboard;  /* 0 = the library's default */
+} HostOpts;
+
+static void start_host(const HostOpts *o)
+{
+    VdpCaps caps;
+    vdp_caps_init_host(&caps);
+    if (o && o->no_selection)
+        vdp_caps_unset(&caps, VD_AGENT_CAP_CLIPBOARD_SELECTION);
+    VdhHostConfig cfg = {.path = F->port_path, .listen = true, .caps = &caps,
+                         .max_clipboard = o ? o->max_clipboard : 0};
+    GError *error = NULL;
+    F->host = vdh_host_new(&cfg, &host_ev, NULL, &error);
+    assert_non_null(F->host);
+    vdh_host_start(F->host);
+}
+
+static void host_ready(void)
+{
+    GError *error = NULL;
+    if (!vdh_host_wait_ready_sync(F->host, WAIT_MS, &error))
+        fail_msg("host not ready: %s", error->message);
+}
+
+static void host_send(const VdpMsg *m)
+{
+    GError *error = NULL;
+    if (!vdh_send(F->host, m, &error))
+        fail_msg("host send: %s", error->message);
+}
+
+static void host_grab(uint8_t sel, uint32_t serial, uint32_t type)
+{
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    m->type = VD_AGENT_CLIPBOARD_GRAB;
+    m->u.grab.selection = sel;
+    m->u.grab.serial = serial;
+    m->u.grab.ntypes = 1;
+    m->u.grab.types[0] = type;
+    host_send(m);
+    g_free(m);
+}
+
+static void host_request(uint8_t sel, uint32_t type)
+{
+    VdpMsg m = {.type = VD_AGENT_CLIPBOARD_REQUEST};
+    m.u.request.selection = sel;
+    m.u.request.type = type;
+    host_send(&m);
+}
+
+static void host_offer(uint8_t sel, uint32_t type, GBytes *data)
+{
+    GError *error = NULL;
+    if (!vdh_host_clipboard_set(F->host, sel, type, data, &error))
+        fail_msg("clipboard set: %s", error->message);
+}
+
+/* A guest fetch running in the background. */
+typedef struct Fetch {
+    bool done;
+    GBytes *bytes;
+    uint32_t type;
+    GError *error;
+} Fetch;
+
+static void fetch_done(GObject *src, GAsyncResult *res, gpointer user)
+{
+    Fetch *f = user;
+    f->bytes = vdh_host_clipboard_get_finish(F->host, res, &f->type, &f->error);
+    f->done = true;
+}
+
+static void fetch_start(Fetch *f, uint8_t sel, uint32_t type)
+{
+    memset(f, 0, sizeof(*f));
+    vdh_host_clipboard_get_async(F->host, sel, type, LONG_WAIT_MS, NULL, fetch_done, f);
+}
+
+static bool fetch_finished(void *d)
+{
+    return ((Fetch *)d)->done;
+}
+
+static void fetch_clear(Fetch *f)
+{
+    if (f->bytes)
+        g_bytes_unref(f->bytes);
+    g_clear_error(&f->error);
+}
+
+/* ---- fixture ---- */
+
+static int setup_common(const HostOpts *o, bool bus, bool host)
+{
+    alarm(TEST_TIMEOUT_S);
+    F = g_new0(Fixture, 1);
+    F->dir = g_dir_make_tmp("test-dclip-XXXXXX", NULL);
+    assert_non_null(F->dir);
+    F->port_path = g_build_filename(F->dir, "port", NULL);
+    F->sock_path = g_build_filename(F->dir, "sock", NULL);
+    F->fifo_path = g_build_filename(F->dir, "fifo", NULL);
+    F->log_path = g_build_filename(F->dir, "daemon.log", NULL);
+    assert_int_equal(mkfifo(F->fifo_path, 0600), 0);
+    F->fifo_fd = open(F->fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    assert_true(F->fifo_fd >= 0);
+    if (host)
+        start_host(o);
+    if (bus)
+        bus_and_mock_start();
+    return 0;
+}
+
+static int setup_x(void **state)
+{
+    setup_common(NULL, false, true);
+    start_daemon(false, false);
+    return 0;
+}
+
+static int setup_nohost(void **state)
+{
+    return setup_common(NULL, false, false);
+}
+
+static int setup_x_nosel(void **state)
+{
+    HostOpts o = {.no_selection = true};
+    setup_common(&o, false, true);
+    start_daemon(false, false);
+    return 0;
+}
+
+static int setup_x_max(void **state)
+{
+    HostOpts o = {.max_clipboard = 1000};
+    setup_common(&o, false, true);
+    start_daemon(false, false);
+    return 0;
+}
+
+static int setup_bus(void **state)
+{
+    return setup_common(NULL, true, true);
+}
+
+static void rm_rf(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    if (!d)
+        return;
+    const char *name;
+    while ((name = g_dir_read_name(d))) {
+        char *p = g_build_filename(dir, name, NULL);
+        unlink(p);
+        g_free(p);
+    }
+    g_dir_close(d);
+    rmdir(dir);
+}
+
+static int teardown(void **state)
+{
+    int status = -1;
+    bool gone = true;
+    if (F->daemon_pid > 0) {
+        kill(F->daemon_pid, SIGTERM);
+        gone = wait_exit(F->daemon_pid, &status, WAIT_MS);
+        if (!gone) {
+            kill(F->daemon_pid, SIGKILL);
+            waitpid(F->daemon_pid, &status, 0);
+        }
+    }
+    for (unsigned i = 0; i < F->nkids; i++) {
+        kill(F->kids[i], SIGKILL);
+        waitpid(F->kids[i], NULL, 0);
+    }
+    if (F->host)
+        vdh_host_free(F->host);
+    if (F->ctl) {
+        g_dbus_connection_close_sync(F->ctl, NULL, NULL);
+        g_clear_object(&F->ctl);
+    }
+    stop_process(&F->mock_pid, SIGTERM);
+    stop_process(&F->bus_pid, SIGTERM);
+    if (verbose) {
+        char *t = daemon_log();
+        fprintf(stderr, "---- daemon log ----\n%s--------------------\n", t);
+        g_free(t);
+    }
+    close(F->fifo_fd);
+    rm_rf(F->dir);
+    g_free(F->dir);
+    g_free(F->port_path);
+    g_free(F->sock_path);
+    g_free(F->fifo_path);
+    g_free(F->log_path);
+    if (F->map)
+        g_string_free(F->map, TRUE);
+    bool had_daemon = F->daemon_pid > 0;
+    g_free(F);
+    F = NULL;
+    alarm(0);
+    if (had_daemon) {
+        assert_true(gone);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    return 0;
+}
+
+/* ---- agents ---- */
+
+static bool answered(void *data)
+{
+    TestAgent *a = data;
+    return a->welcomed || a->rejected || a->closed;
+}
+
+static TestAgent *agent_setup(TestAgent *a, bool layout)
+{
+    assert_non_null(a);
+    assert_true(test_wait(answered, a, WAIT_MS));
+    assert_true(a->welcomed);
+    if (layout) {
+        VdpIpcGuestLayout *l = g_new0(VdpIpcGuestLayout, 1);
+        test_layout_one(l);
+        assert_true(test_agent_send_layout(a, l));
+        g_free(l);
+    }
+    return a;
+}
+
+static TestAgent *agent_here(bool layout)
+{
+    return agent_setup(test_agent_connect(F->sock_path, VDP_IPC_ROLE_AGENT, "test-agent"), layout);
+}
+
+/* An agent in a forked process (its own pid for the session lookup),
+ * spoken to from here over the socket it hands over. */
+static bool send_fd(int via, int fd)
+{
+    char byte = 'F';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(via, &mh, MSG_NOSIGNAL) == 1;
+}
+
+static int recv_fd(int via)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    if (recvmsg(via, &mh, MSG_CMSG_CLOEXEC) != 1)
+        return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (!c || c->cmsg_type != SCM_RIGHTS)
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+static TestAgent *agent_kid(const char *session_path, bool layout)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(strlen(F->sock_path) < sizeof(sa.sun_path));
+    strcpy(sa.sun_path, F->sock_path);
+    /* the kid's pid is known before it connects: map it first */
+    int go[2];
+    assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(sv[0]);
+        close(go[1]);
+        char b;
+        if (read(go[0], &b, 1) != 1)
+            _exit(5);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+            _exit(3);
+        if (!send_fd(sv[1], fd))
+            _exit(4);
+        close(fd);
+        for (;;)
+            pause();
+    }
+    close(sv[1]);
+    close(go[0]);
+    assert_true(F->nkids < MAX_KIDS);
+    F->kids[F->nkids++] = pid;
+    map_pid(pid, session_path);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    close(go[1]);
+    int fd = recv_fd(sv[0]);
+    close(sv[0]);
+    assert_true(fd >= 0);
+    return agent_setup(test_agent_new_fd(fd, VDP_IPC_ROLE_AGENT, "test-agent"), layout);
+}
+
+/* ---- conditions ---- */
+
+typedef struct Count {
+    const unsigned *p;
+    unsigned want;
+} Count;
+
+static bool count_reached(void *data)
+{
+    Count *c = data;
+    return *c->p >= c->want;
+}
+
+static bool wait_count(const unsigned *p, unsigned want)
+{
+    Count c = {p, want};
+    return test_wait(count_reached, &c, WAIT_MS);
+}
+
+static bool wait_count_long(const unsigned *p, unsigned want)
+{
+    Count c = {p, want};
+    return test_wait(count_reached, &c, LONG_WAIT_MS);
+}
+
+static uint32_t last_grab_type(TestAgent *a, uint8_t *sel)
+{
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    assert_true(test_agent_last(a, VD_AGENT_CLIPBOARD_GRAB, m));
+    uint32_t t = m->u.grab.ntypes ? m->u.grab.types[0] : 0;
+    if (sel)
+        *sel = m->u.grab.selection;
+    g_free(m);
+    return t;
+}
+
+static uint8_t last_release_sel(TestAgent *a)
+{
+    VdpMsg m;
+    assert_true(test_agent_last(a, VD_AGENT_CLIPBOARD_RELEASE, &m));
+    return m.u.release.selection;
+}
+
+/* The agent and the host are connected and the agent sees the client. */
+static TestAgent *connected_agent(void)
+{
+    TestAgent *a = agent_here(true);
+    host_ready();
+    return a;
+}
+
+/* ---- 1. capabilities ---- */
+
+static void test_caps(void **state)
+{
+    TestAgent *a = connected_agent();
+    const VdpCaps *g = vdh_host_get_guest_caps(F->host);
+    assert_non_null(g);
+    assert_true(vdp_caps_has(g, VD_AGENT_CAP_CLIPBOARD_BY_DEMAND));
+    assert_true(vdp_caps_has(g, VD_AGENT_CAP_CLIPBOARD_SELECTION));
+    assert_true(vdp_caps_has(g, VD_AGENT_CAP_CLIPBOARD_GRAB_SERIAL));
+    assert_true(vdp_caps_has(g, VD_AGENT_CAP_CLIPBOARD_NO_RELEASE_ON_REGRAB));
+    assert_true(vdp_caps_has(g, VD_AGENT_CAP_MAX_CLIPBOARD));
+    assert_false(vdp_caps_has(g, VD_AGENT_CAP_FILE_XFER_DISABLED));
+    /* the client's MAX_CLIPBOARD (the library announces 100 MiB) reaches the agent */
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_MAX_CLIPBOARD], 1));
+    VdpMsg m;
+    assert_true(test_agent_last(a, VD_AGENT_MAX_CLIPBOARD, &m));
+    assert_int_equal(m.u.max_clipboard.max, VDP_MAX_CLIPBOARD_DEFAULT);
+    test_agent_free(a);
+}
+
+/* ---- 2. client grabs and serials ---- */
+
+static void test_client_grab(void **state)
+{
+    TestAgent *a = connected_agent();
+    GBytes *b = g_bytes_new_static("hello", 5);
+    host_offer(SEL_CB, UTF8, b);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    uint8_t sel;
+    assert_int_equal(last_grab_type(a, &sel), UTF8);
+    assert_int_equal(sel, SEL_CB);
+    host_offer(SEL_PRI, PNG, b);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 2));
+    assert_int_equal(last_grab_type(a, &sel), PNG);
+    assert_int_equal(sel, SEL_PRI);
+    /* the client releases: the agent hears it, in the canonical layout */
+    GError *error = NULL;
+    assert_true(vdh_host_clipboard_release(F->host, SEL_PRI, &error));
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_RELEASE], 1));
+    assert_int_equal(last_release_sel(a), SEL_PRI);
+    g_bytes_unref(b);
+    assert_int_equal(a->bad_frames, 0);
+    test_agent_free(a);
+}
+
+static void test_serials(void **state)
+{
+    TestAgent *a = connected_agent();
+    unsigned *n = &a->nmsgs[VD_AGENT_CLIPBOARD_GRAB];
+    /* expected serial is 0 on a new client: 5 is dropped, 0 passes */
+    host_grab(SEL_CB, 5, UTF8);
+    host_grab(SEL_CB, 0, PNG);
+    assert_true(wait_count(n, 1));
+    test_spin(100);
+    assert_int_equal(*n, 1);
+    assert_int_equal(last_grab_type(a, NULL), PNG);
+    /* 0 again is cur - 1: the client wins, accepted without increment */
+    host_grab(SEL_CB, 0, UTF8);
+    assert_true(wait_count(n, 2));
+    assert_int_equal(last_grab_type(a, NULL), UTF8);
+    /* 2 is ahead: dropped; 1 is current: accepted */
+    host_grab(SEL_CB, 2, PNG);
+    host_grab(SEL_CB, 1, VD_AGENT_CLIPBOARD_IMAGE_BMP);
+    assert_true(wait_count(n, 3));
+    test_spin(100);
+    assert_int_equal(*n, 3);
+    assert_int_equal(last_grab_type(a, NULL), VD_AGENT_CLIPBOARD_IMAGE_BMP);
+    /* the guest grabs: serial 2 from the daemon's counter (now 2) */
+    assert_true(test_agent_send_grab(a, SEL_CB, UTF8));
+    assert_true(wait_count(&F->rec.grabs[SEL_CB], 1));
+    assert_int_equal(F->rec.grab_serial[SEL_CB], 2);
+    /* a client grab with serial 2 crossed it (cur - 1 = 2): the client wins */
+    host_grab(SEL_CB, 2, PNG);
+    assert_true(wait_count(n, 4));
+    assert_int_equal(last_grab_type(a, NULL), PNG);
+    /* serials are per selection: PRIMARY still expects 0 */
+    host_grab(SEL_PRI, 0, UTF8);
+    assert_true(wait_count(n, 5));
+    assert_true(log_count("discarded") >= 2);
+    assert_int_equal(a->bad_frames, 0);
+    test_agent_free(a);
+}
+
+static void test_agent_grab(void **state)
+{
+    TestAgent *a = connected_agent();
+    for (unsigned i = 0; i < 3; i++) {
+        assert_true(test_agent_send_grab(a, SEL_CB, UTF8));
+        assert_true(wait_count(&F->rec.grabs[SEL_CB], i + 1));
+        assert_int_equal(F->rec.grab_serial[SEL_CB], i);
+        assert_int_equal(F->rec.grab_type[SEL_CB], UTF8);
+    }
+    assert_true(test_agent_send_grab(a, SEL_PRI, PNG));
+    assert_true(wait_count(&F->rec.grabs[SEL_PRI], 1));
+    assert_int_equal(F->rec.grab_serial[SEL_PRI], 0);
+    unsigned n;
+    assert_non_null(vdh_host_guest_clipboard_types(F->host, SEL_PRI, &n));
+    assert_int_equal(n, 1);
+    /* the guest releases */
+    assert_true(test_agent_send_release(a, SEL_PRI));
+    assert_true(wait_count(&F->rec.releases[SEL_PRI], 1));
+    assert_int_equal(F->rec.dropped, 0);
+    test_agent_free(a);
+}
+
+/* ---- 3. client data to the agent ---- */
+
+static bool clip_done_n(TestAgent *a, unsigned n)
+{
+    return wait_count_long(&a->clip_done, n);
+}
+
+static void client_to_agent(TestAgent *a, uint8_t sel, GBytes *data, unsigned nth)
+{
+    host_offer(sel, UTF8, data);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], nth));
+    assert_true(test_agent_send_request(a, sel, UTF8));
+    assert_true(clip_done_n(a, nth));
+    assert_int_equal(a->clip_head.selection, sel);
+    assert_int_equal(a->clip_head.type, UTF8);
+    assert_int_equal(a->clip_head.size, g_bytes_get_size(data));
+    char *want = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, data);
+    assert_string_equal(a->clip_digest, want);
+    g_free(want);
+}
+
+static GBytes *pattern_bytes(size_t size, uint32_t seed)
+{
+    uint8_t *buf = g_malloc(size);
+    test_pattern(buf, size, 0, seed);
+    return g_bytes_new_take(buf, size);
+}
+
+static void test_client_to_agent_small(void **state)
+{
+    TestAgent *a = connected_agent();
+    GBytes *b = g_bytes_new_static("hello, guest", 12);
+    client_to_agent(a, SEL_CB, b, 1);
+    g_bytes_unref(b);
+    b = pattern_bytes(40000, 7);
+    client_to_agent(a, SEL_PRI, b, 2);
+    g_bytes_unref(b);
+    assert_int_equal(a->clip_aborts, 0);
+    assert_int_equal(a->bad_frames, 0);
+    test_agent_free(a);
+}
+
+static void test_client_to_agent_large(void **state)
+{
+    TestAgent *a = connected_agent();
+    long before = daemon_hwm_kib();
+    GBytes *b = pattern_bytes(16 * MIB, 11);
+    gint64 t0 = g_get_monotonic_time();
+    client_to_agent(a, SEL_CB, b, 1);
+    gint64 t1 = g_get_monotonic_time();
+    long after = daemon_hwm_kib();
+    printf("16 MiB client -> agent in %.2f s; daemon VmHWM %ld -> %ld KiB\n", (double)(t1 - t0) / 1e6, before,
+           after);
+    /* streamed: the daemon never holds a large part of it */
+    assert_true(after - before < 8 * 1024);
+    assert_true(a->clip_chunks >= 16 * MIB / (128 * 1024));
+    g_bytes_unref(b);
+    /* and PRIMARY the same way */
+    b = pattern_bytes(3 * MIB, 12);
+    client_to_agent(a, SEL_PRI, b, 2);
+    g_bytes_unref(b);
+    assert_int_equal(a->bad_frames, 0);
+    test_agent_free(a);
+}
+
+/* Client data without a request from the agent is dropped. */
+static void test_client_data_unrequested(void **state)
+{
+    TestAgent *a = connected_agent();
+    VdpMsg m = {.type = VD_AGENT_CLIPBOARD};
+    m.u.clipboard.selection = SEL_CB;
+    m.u.clipboard.type = UTF8;
+    m.u.clipboard.data = (const uint8_t *)"stray";
+    m.u.clipboard.size = 5;
+    host_send(&m);
+    assert_true(test_wait(log_has_cb, "without a request from the guest", WAIT_MS));
+    assert_int_equal(a->clip_begins, 0);
+    test_agent_free(a);
+}
+
+/* ---- 4. guest data to the client ---- */
+
+/* The guest grabs sel with type, the host starts a fetch, the agent sees
+ * the REQUEST. */
+static void guest_offer_and_fetch(TestAgent *a, uint8_t sel, uint32_t type, Fetch *f)
+{
+    unsigned grabs = F->rec.grabs[sel];
+    unsigned reqs = a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST];
+    assert_true(test_agent_send_grab(a, sel, type));
+    assert_true(wait_count(&F->rec.grabs[sel], grabs + 1));
+    fetch_start(f, sel, type);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST], reqs + 1));
+    VdpMsg m;
+    assert_true(test_agent_last(a, VD_AGENT_CLIPBOARD_REQUEST, &m));
+    assert_int_equal(m.u.request.selection, sel);
+    assert_int_equal(m.u.request.type, type);
+}
+
+static void test_agent_to_client_small(void **state)
+{
+    TestAgent *a = connected_agent();
+    Fetch f;
+    guest_offer_and_fetch(a, SEL_CB, UTF8, &f);
+    assert_true(test_agent_send_clipboard(a, SEL_CB, UTF8, (const uint8_t *)"world", 5));
+    assert_true(test_wait(fetch_finished, &f, WAIT_MS));
+    assert_null(f.error);
+    assert_int_equal(g_bytes_get_size(f.bytes), 5);
+    assert_memory_equal(g_bytes_get_data(f.bytes, NULL), "world", 5);
+    fetch_clear(&f);
+    /* a small memfd works as well, on PRIMARY */
+    char digest[65];
+    int fd = test_memfd(1000, 3, SEALS, digest);
+    assert_true(fd >= 0);
+    guest_offer_and_fetch(a, SEL_PRI, PNG, &f);
+    assert_true(test_agent_send_clip_fd(a, SEL_PRI, PNG, 1000, fd));
+    close(fd);
+    assert_true(test_wait(fetch_finished, &f, WAIT_MS));
+    assert_null(f.error);
+    assert_int_equal(f.type, PNG);
+    char *got = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, f.bytes);
+    assert_string_equal(got, digest);
+    g_free(got);
+    fetch_clear(&f);
+    assert_false(a->closed);
+    test_agent_free(a);
+}
+
+static void test_agent_to_client_memfd(void **state)
+{
+    TestAgent *a = connected_agent();
+    char digest[65];
+    uint64_t size = 32 * MIB;
+    int fd = test_memfd(size, 21, SEALS, digest);
+    assert_true(fd >= 0);
+    long before = daemon_hwm_kib();
+    Fetch f;
+    guest_offer_and_fetch(a, SEL_CB, PNG, &f);
+    gint64 t0 = g_get_monotonic_time();
+    assert_true(test_agent_send_clip_fd(a, SEL_CB, PNG, size, fd));
+    close(fd);
+    assert_true(test_wait(fetch_finished, &f, LONG_WAIT_MS));
+    gint64 t1 = g_get_monotonic_time();
+    long after = daemon_hwm_kib();
+    if (f.error)
+        fail_msg("fetch: %s", f.error->message);
+    printf("32 MiB agent memfd -> client in %.2f s; daemon VmHWM %ld -> %ld KiB\n", (double)(t1 - t0) / 1e6,
+           before, after);
+    assert_int_equal(g_bytes_get_size(f.bytes), size);
+    char *got = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, f.bytes);
+    assert_string_equal(got, digest);
+    g_free(got);
+    assert_true(after - before < 8 * 1024);
+    fetch_clear(&f);
+    test_agent_free(a);
+}
+
+static bool agent_closed(void *d)
+{
+    return ((TestAgent *)d)->closed;
+}
+
+/* Descriptors the daemon must refuse: the client gets empty data of the
+ * type, the agent stays connected. */
+static void refused_fd(TestAgent *a, int fd, uint64_t size, const char *log_text)
+{
+    Fetch f;
+    unsigned before = F->rec.clipboards;
+    guest_offer_and_fetch(a, SEL_CB, UTF8, &f);
+    assert_true(test_agent_send_clip_fd(a, SEL_CB, UTF8, size, fd));
+    assert_true(test_wait(fetch_finished, &f, WAIT_MS));
+    assert_non_null(f.error);
+    assert_true(g_error_matches(f.error, VDH_ERROR, VDH_ERROR_REFUSED));
+    assert_int_equal(F->rec.clipboards, before + 1);
+    assert_int_equal(F->rec.clip_type, UTF8);
+    assert_int_equal(F->rec.clip_size, 0);
+    assert_true(test_wait(log_has_cb, (void *)log_text, WAIT_MS));
+    fetch_clear(&f);
+    assert_false(a->closed);
+}
+
+static void test_bad_fds(void **state)
+{
+    TestAgent *a = connected_agent();
+    /* unsealed memfd */
+    int fd = test_memfd(4096, 1, 0, NULL);
+    assert_true(fd >= 0);
+    refused_fd(a, fd, 4096, "not sealed against shrinking and writing");
+    close(fd);
+    /* sealed against writing but not shrinking */
+    fd = test_memfd(4096, 1, F_SEAL_WRITE, NULL);
+    assert_true(fd >= 0);
+    refused_fd(a, fd, 4096, "not sealed against shrinking");
+    close(fd);
+    /* a pipe */
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(write(p[1], "abcd", 4), 4);
+    refused_fd(a, p[0], 4, "not a regular file");
+    close(p[0]);
+    close(p[1]);
+    /* sealed, but shorter than announced */
+    fd = test_memfd(100, 1, SEALS, NULL);
+    assert_true(fd >= 0);
+    refused_fd(a, fd, 5000, "the file has 100 bytes, 5000 announced");
+    close(fd);
+    /* a good one still works afterwards */
+    char digest[65];
+    fd = test_memfd(70000, 2, SEALS, digest);
+    Fetch f;
+    guest_offer_and_fetch(a, SEL_CB, UTF8, &f);
+    assert_true(test_agent_send_clip_fd(a, SEL_CB, UTF8, 70000, fd));
+    close(fd);
+    assert_true(test_wait(fetch_finished, &f, WAIT_MS));
+    assert_null(f.error);
+    char *got = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, f.bytes);
+    assert_string_equal(got, digest);
+    g_free(got);
+    fetch_clear(&f);
+    /* a frame that breaks the IPC rules (data announced, no descriptor)
+     * disconnects the agent */
+    assert_true(test_agent_send_clip_fd(a, SEL_CB, UTF8, 100, -1));
+    assert_true(test_wait(agent_closed, a, WAIT_MS));
+    assert_true(test_wait(log_has_cb, "CLIP_DATA_FD of 100 bytes with 0 descriptors", WAIT_MS));
+    test_agent_free(a);
+}
+
+/* The client announced MAX_CLIPBOARD 1000. */
+static void test_oversize(void **state)
+{
+    TestAgent *a = connected_agent();
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_MAX_CLIPBOARD], 1));
+    VdpMsg m;
+    assert_true(test_agent_last(a, VD_AGENT_MAX_CLIPBOARD, &m));
+    assert_int_equal(m.u.max_clipboard.max, 1000);
+    int fd = test_memfd(5000, 4, SEALS, NULL);
+    assert_true(fd >= 0);
+    refused_fd(a, fd, 5000, "guest clipboard of 5000 bytes is larger than the client's maximum 1000");
+    close(fd);
+    /* an envelope above the maximum too */
+    uint8_t *buf = g_malloc0(2000);
+    Fetch f;
+    guest_offer_and_fetch(a, SEL_CB, PNG, &f);
+    assert_true(test_agent_send_clipboard(a, SEL_CB, PNG, buf, 2000));
+    assert_true(test_wait(fetch_finished, &f, WAIT_MS));
+    assert_non_null(f.error);
+    assert_int_equal(F->rec.clip_type, PNG);
+    assert_int_equal(F->rec.clip_size, 0);
+    fetch_clear(&f);
+    g_free(buf);
+    /* within the maximum: passes */
+    guest_offer_and_fetch(a, SEL_CB, UTF8, &f);
+    assert_true(test_agent_send_clipboard(a, SEL_CB, UTF8, (const uint8_t *)"fits", 4));
+    assert_true(test_wait(fetch_finished, &f, WAIT_MS));
+    assert_null(f.error);
+    fetch_clear(&f);
+    test_agent_free(a);
+}
+
+/* ---- 5. requests nobody can answer ---- */
+
+static void test_request_not_owned(void **state)
+{
+    TestAgent *a = connected_agent();
+    /* the guest owns nothing: NONE at once, the agent is not asked */
+    host_request(SEL_CB, UTF8);
+    assert_true(wait_count(&F->rec.nones, 1));
+    assert_int_equal(a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST], 0);
+    /* the agent goes away: the port stays open for a grace period (1 s),
+     * and a request then is answered NONE at once too */
+    test_agent_free(a);
+    assert_true(test_wait(log_has_cb, "no active agent", WAIT_MS));
+    assert_true(vdh_host_is_connected(F->host));
+    host_request(SEL_PRI, UTF8);
+    assert_true(wait_count(&F->rec.nones, 2));
+}
+
+static void test_agent_gone_pending(void **state)
+{
+    TestAgent *a = connected_agent();
+    Fetch f;
+    guest_offer_and_fetch(a, SEL_CB, UTF8, &f);
+    /* the agent leaves without answering: the client gets NONE, not a timeout */
+    gint64 t0 = g_get_monotonic_time();
+    test_agent_free(a);
+    assert_true(test_wait(fetch_finished, &f, WAIT_MS));
+    assert_non_null(f.error);
+    assert_true(g_error_matches(f.error, VDH_ERROR, VDH_ERROR_REFUSED));
+    assert_true(g_get_monotonic_time() - t0 < 3 * G_USEC_PER_SEC);
+    assert_true(F->rec.nones >= 1);
+    /* and its selection was released towards the client */
+    assert_true(wait_count(&F->rec.releases[SEL_CB], 1));
+    fetch_clear(&f);
+}
+
+/* An agent REQUEST for a selection the client does not own is answered
+ * at once with CLIP_BEGIN type NONE. */
+static void test_agent_request_refused(void **state)
+{
+    TestAgent *a = connected_agent();
+    assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    assert_true(wait_count(&a->clip_done, 1));
+    assert_int_equal(a->clip_head.type, VD_AGENT_CLIPBOARD_NONE);
+    assert_int_equal(a->clip_head.size, 0);
+    assert_int_equal(F->rec.requests, 0);
+    test_agent_free(a);
+}
+
+/* ---- 6. streams cut short ---- */
+
+static bool received_some(void *d)
+{
+    TestAgent *a = d;
+    return a->clip_received > 0;
+}
+
+static bool aborted(void *d)
+{
+    return ((TestAgent *)d)->clip_aborts > 0;
+}
+
+static void test_client_gone_midstream(void **state)
+{
+    TestAgent *a = connected_agent();
+    GBytes *b = pattern_bytes(32 * MIB, 5);
+    host_offer(SEL_CB, UTF8, b);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    assert_true(test_wait(received_some, a, WAIT_MS));
+    /* the client goes away (the host side closes) in the middle */
+    vdh_host_free(F->host);
+    F->host = NULL;
+    assert_true(test_wait(aborted, a, WAIT_MS));
+    assert_int_equal(a->clip_abort_sel, SEL_CB);
+    assert_true(a->clip_received < 32 * MIB);
+    /* the agent was also told the client's selection is gone, and that
+     * the client's size limit is */
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_RELEASE], 1));
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_MAX_CLIPBOARD], 2));
+    VdpMsg m;
+    assert_true(test_agent_last(a, VD_AGENT_MAX_CLIPBOARD, &m));
+    assert_int_equal(m.u.max_clipboard.max, -1);
+    assert_int_equal(a->bad_frames, 0);
+    assert_false(a->closed);
+    g_bytes_unref(b);
+    test_agent_free(a);
+}
+
+/* CLIENT_DISCONNECTED in the middle of a client message, as spice-server
+ * sends it when the client leaves: a raw host (the library never cuts its
+ * own messages short) sends part of a CLIPBOARD, then CLIENT_DISCONNECTED
+ * on chunk port 2. */
+static void raw_state(void *user, VdpPortState st, const char *why)
+{
+    *(bool *)user = st == VDP_PORT_STATE_OPEN;
+}
+
+static void raw_message(void *user, uint32_t chunk_port, const VdpMsgHeader *hdr, const uint8_t *data,
+                        size_t len)
+{
+}
+
+static const VdpPortCallbacks raw_cb = {.state_changed = raw_state, .message = raw_message};
+
+static bool is_true(void *d)
+{
+    return *(bool *)d;
+}
+
+static void test_client_disconnected_midstream(void **state)
+{
+    bool open = false;
+    VdpPortConfig cfg = {.path = F->port_path, .mode = VDP_PORT_LISTEN, .dir = VDP_FROM_GUEST};
+    VdpPort *raw = vdp_port_new(NULL, &cfg, &raw_cb, &open);
+    assert_non_null(raw);
+    vdp_port_start(raw);
+    start_daemon(false, false);
+    TestAgent *a = agent_here(true);
+    assert_true(test_wait(is_true, &open, WAIT_MS));
+    VdpLayout l = {.clipboard_selection = true, .grab_serial = true};
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    m->type = VD_AGENT_ANNOUNCE_CAPABILITIES;
+    m->u.announce.request = 1;
+    vdp_caps_init_host(&m->u.announce.caps);
+    assert_int_equal(vdp_port_send_msg(raw, m, &(VdpLayout){0}, NULL), VDP_OK);
+    memset(m, 0, sizeof(*m));
+    m->type = VD_AGENT_CLIPBOARD_GRAB;
+    m->u.grab.ntypes = 1;
+    m->u.grab.types[0] = UTF8;
+    assert_int_equal(vdp_port_send_msg(raw, m, &l, NULL), VDP_OK);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    test_spin(200);
+    /* 8 + 4 MiB announced, 1 MiB sent */
+    size_t size = 4 * MIB, part = MIB;
+    assert_int_equal(vdp_port_send_begin(raw, VDP_CLIENT_PORT, VD_AGENT_CLIPBOARD, 8 + size), VDP_OK);
+    uint8_t *buf = g_malloc(8 + part);
+    memset(buf, 0, 8);
+    buf[4] = UTF8;
+    test_pattern(buf + 8, part, 0, 9);
+    size_t off = 0;
+    while (off < 8 + part) {
+        size_t acc = 0;
+        VdpResult r = vdp_port_send_data(raw, VDP_CLIENT_PORT, buf + off, 8 + part - off, &acc);
+        assert_true(r == VDP_OK || r == VDP_ERR_BUSY);
+        off += acc;
+        if (off < 8 + part)
+            test_spin(5);
+    }
+    assert_true(test_wait(received_some, a, WAIT_MS));
+    memset(m, 0, sizeof(*m));
+    m->type = VD_AGENT_CLIENT_DISCONNECTED;
+    assert_int_equal(vdp_port_send_msg(raw, m, &l, NULL), VDP_OK);
+    assert_true(test_wait(aborted, a, WAIT_MS));
+    assert_int_equal(a->clip_abort_sel, SEL_CB);
+    assert_true(a->clip_received <= part);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIENT_DISCONNECTED], 1));
+    /* the client's selection is gone for the agent too */
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_RELEASE], 1));
+    assert_true(test_wait(log_has_cb, "transfer to agent pid", WAIT_MS));
+    assert_int_equal(a->bad_frames, 0);
+    assert_false(a->closed);
+    g_free(buf);
+    g_free(m);
+    vdp_port_free(raw);
+    test_agent_free(a);
+}
+
+/* A slow agent: the port is paused while its queue is full, and the
+ * transfer completes once it reads again. */
+static void test_slow_agent(void **state)
+{
+    TestAgent *a = connected_agent();
+    GBytes *b = pattern_bytes(16 * MIB, 8);
+    host_offer(SEL_CB, UTF8, b);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    test_agent_pause(a, true);
+    assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    test_spin(1500);
+    long hwm = daemon_hwm_kib();
+    VdhHostStats st;
+    vdh_host_get_stats(F->host, &st);
+    printf("slow agent: host sent %llu bytes so far, daemon VmHWM %ld KiB\n", (unsigned long long)st.bytes_out,
+           hwm);
+    /* the daemon stopped reading: far less than the payload went out */
+    assert_true(st.bytes_out < 12 * MIB);
+    assert_int_equal(a->clip_received, 0);
+    test_agent_pause(a, false);
+    assert_true(clip_done_n(a, 1));
+    char *want = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, b);
+    assert_string_equal(a->clip_digest, want);
+    g_free(want);
+    assert_true(test_wait(log_has_cb, "is behind, pausing the port", WAIT_MS));
+    assert_true(daemon_hwm_kib() < hwm + 8 * 1024);
+    assert_false(a->closed);
+    g_bytes_unref(b);
+    test_agent_free(a);
+}
+
+/* ---- 7. a client without CLIPBOARD_SELECTION ---- */
+
+static void test_no_selection_cap(void **state)
+{
+    TestAgent *a = connected_agent();
+    /* PRIMARY does not reach this client */
+    assert_true(test_agent_send_grab(a, SEL_PRI, UTF8));
+    assert_true(test_agent_send_grab(a, SEL_CB, PNG));
+    assert_true(wait_count(&F->rec.grabs[SEL_CB], 1));
+    test_spin(100);
+    assert_int_equal(F->rec.grabs[SEL_PRI], 0);
+    /* an agent REQUEST for PRIMARY gets "no data" */
+    assert_true(test_agent_send_request(a, SEL_PRI, UTF8));
+    assert_true(wait_count(&a->clip_done, 1));
+    assert_int_equal(a->clip_head.type, VD_AGENT_CLIPBOARD_NONE);
+    /* CLIPBOARD works in the layout without selection prefix */
+    Fetch f;
+    fetch_start(&f, SEL_CB, PNG);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST], 1));
+    assert_true(test_agent_send_clipboard(a, SEL_CB, PNG, (const uint8_t *)"img", 3));
+    assert_true(test_wait(fetch_finished, &f, WAIT_MS));
+    assert_null(f.error);
+    fetch_clear(&f);
+    /* the agent leaves: the release of CLIPBOARD has the client's layout
+     * (no payload), which the host decodes without complaint */
+    test_agent_free(a);
+    assert_true(wait_count(&F->rec.releases[SEL_CB], 1));
+    assert_int_equal(F->rec.dropped, 0);
+}
+
+/* ---- 8. status ---- */
+
+static bool has_status(void *d)
+{
+    return ((TestAgent *)d)->status_json != NULL;
+}
+
+static json_object *status_now(void)
+{
+    TestAgent *c = test_agent_connect(F->sock_path, VDP_IPC_ROLE_CONTROL, "test-status");
+    assert_non_null(c);
+    assert_true(test_wait(answered, c, WAIT_MS));
+    assert_true(test_agent_send_status_request(c));
+    assert_true(test_wait(has_status, c, WAIT_MS));
+    json_object *root = json_tokener_parse(c->status_json);
+    assert_non_null(root);
+    test_agent_free(c);
+    return root;
+}
+
+static const char *jpath(json_object *root, const char *a, const char *b)
+{
+    json_object *o, *v;
+    if (!json_object_object_get_ex(root, a, &o) || !json_object_object_get_ex(o, b, &v))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static void test_status(void **state)
+{
+    TestAgent *a = connected_agent();
+    json_object *root = status_now();
+    assert_string_equal(jpath(root, "clipboard", "clipboard"), "none");
+    json_object *x;
+    assert_true(json_object_object_get_ex(root, "file_transfers", &x));
+    assert_int_equal(json_object_get_int(x), 0);
+    json_object_put(root);
+    GBytes *b = g_bytes_new_static("x", 1);
+    host_offer(SEL_CB, UTF8, b);
+    g_bytes_unref(b);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    assert_true(test_agent_send_grab(a, SEL_PRI, UTF8));
+    assert_true(wait_count(&F->rec.grabs[SEL_PRI], 1));
+    root = status_now();
+    assert_string_equal(jpath(root, "clipboard", "clipboard"), "client");
+    assert_string_equal(jpath(root, "clipboard", "primary"), "guest");
+    assert_string_equal(jpath(root, "clipboard", "secondary"), "none");
+    assert_string_equal(jpath(root, "clipboard", "locked_out"), "false");
+    json_object_put(root);
+    /* the human output of --status */
+    char *argv[] = {(char *)daemon_path(), "--status", "-S", F->sock_path, NULL};
+    char *out = NULL;
+    int st = -1;
+    assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, NULL, &st, NULL));
+    assert_true(g_spawn_check_wait_status(st, NULL));
+    assert_non_null(strstr(out, "clipboard:       clipboard client, primary guest, secondary none"));
+    assert_non_null(strstr(out, "file transfers:  0"));
+    g_free(out);
+    /* a file transfer the agent has not answered yet is counted */
+    char *path = g_build_filename(F->dir, "f.txt", NULL);
+    assert_true(g_file_set_contents(path, "data", 4, NULL));
+    const char *paths[] = {path, NULL};
+    vdh_host_send_files_async(F->host, paths, NULL, NULL, WAIT_MS, NULL, NULL, NULL);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_FILE_XFER_START], 1));
+    root = status_now();
+    assert_true(json_object_object_get_ex(root, "file_transfers", &x));
+    assert_int_equal(json_object_get_int(x), 1);
+    json_object_put(root);
+    g_free(path);
+    test_agent_free(a);
+}
+
+/* ---- 9. lock, greeter, switch (session integration) ---- */
+
+static bool flags_locked(void *d)
+{
+    return (((TestAgent *)d)->session_flags & VDP_IPC_SESSION_LOCKED) != 0;
+}
+
+static bool flags_unlocked(void *d)
+{
+    TestAgent *a = d;
+    return a->session_states > 0 && !(a->session_flags & VDP_IPC_SESSION_LOCKED);
+}
+
+static bool flags_active(void *d)
+{
+    return (((TestAgent *)d)->session_flags & VDP_IPC_SESSION_ACTIVE) != 0;
+}
+
+static TestAgent *one_session_agent(bool allow_locked)
+{
+    add_session("2");
+    set_active("2", SESSION_PATH("2"));
+    map_pid(getpid(), SESSION_PATH("2"));
+    start_daemon(true, allow_locked);
+    TestAgent *a = agent_here(true);
+    host_ready();
+    assert_true(test_wait(flags_active, a, WAIT_MS));
+    return a;
+}
+
+static void test_locked(void **state)
+{
+    TestAgent *a = one_session_agent(false);
+    /* before the lock: the client owns CLIPBOARD, the guest PRIMARY */
+    GBytes *b = g_bytes_new_static("secret", 6);
+    host_offer(SEL_CB, UTF8, b);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    assert_true(test_agent_send_grab(a, SEL_PRI, UTF8));
+    assert_true(wait_count(&F->rec.grabs[SEL_PRI], 1));
+
+    set_locked(SESSION_PATH("2"), true);
+    assert_true(test_wait(flags_locked, a, WAIT_MS));
+    /* the client's selection is released towards the agent, the guest's
+     * towards the client */
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_RELEASE], 1));
+    assert_int_equal(last_release_sel(a), SEL_CB);
+    assert_true(wait_count(&F->rec.releases[SEL_PRI], 1));
+    /* grabs in both directions are dropped */
+    unsigned agent_grabs = a->nmsgs[VD_AGENT_CLIPBOARD_GRAB];
+    host_offer(SEL_CB, PNG, b);
+    assert_true(test_agent_send_grab(a, SEL_CB, UTF8));
+    /* requests in both directions get "no data" */
+    host_request(SEL_PRI, UTF8);
+    assert_true(wait_count(&F->rec.nones, 1));
+    assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    assert_true(wait_count(&a->clip_done, 1));
+    assert_int_equal(a->clip_head.type, VD_AGENT_CLIPBOARD_NONE);
+    assert_int_equal(a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], agent_grabs);
+    assert_int_equal(F->rec.grabs[SEL_CB], 0);
+    assert_int_equal(F->rec.requests, 0);
+    /* logged once for the state change, not per message */
+    assert_int_equal(log_count("clipboard: not shared while"), 1);
+
+    /* unlocked: the client's current grab (PNG) is offered again */
+    set_locked(SESSION_PATH("2"), false);
+    assert_true(test_wait(flags_unlocked, a, WAIT_MS));
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], agent_grabs + 1));
+    assert_int_equal(last_grab_type(a, NULL), PNG);
+    assert_true(test_agent_send_grab(a, SEL_CB, UTF8));
+    assert_true(wait_count(&F->rec.grabs[SEL_CB], 1));
+    assert_int_equal(a->bad_frames, 0);
+    g_bytes_unref(b);
+    test_agent_free(a);
+}
+
+static void test_locked_allowed(void **state)
+{
+    TestAgent *a = one_session_agent(true);
+    set_locked(SESSION_PATH("2"), true);
+    assert_true(test_wait(flags_locked, a, WAIT_MS));
+    GBytes *b = g_bytes_new_static("shared", 6);
+    host_offer(SEL_CB, UTF8, b);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    assert_true(test_agent_send_grab(a, SEL_PRI, UTF8));
+    assert_true(wait_count(&F->rec.grabs[SEL_PRI], 1));
+    assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    assert_true(wait_count(&a->clip_done, 1));
+    assert_int_equal(a->clip_head.type, UTF8);
+    assert_int_equal(a->clip_head.size, 6);
+    assert_int_equal(log_count("clipboard: not shared while"), 0);
+    g_bytes_unref(b);
+    test_agent_free(a);
+}
+
+static void test_greeter(void **state)
+{
+    const char *path = SESSION_PATH("c1");
+    GVariantBuilder props;
+    g_variant_builder_init(&props, G_VARIANT_TYPE("a{sv}"));
+    g_variant_builder_add(&props, "{sv}", "Id", g_variant_new_string("c1"));
+    g_variant_builder_add(&props, "{sv}", "User", g_variant_new("(uo)", 0u, "/org/freedesktop/login1/user/_0"));
+    g_variant_builder_add(&props, "{sv}", "Class", g_variant_new_string("greeter"));
+    g_variant_builder_add(&props, "{sv}", "Type", g_variant_new_string("x11"));
+    g_variant_builder_add(&props, "{sv}", "LockedHint", g_variant_new_boolean(FALSE));
+    g_variant_builder_add(&props, "{sv}", "Active", g_variant_new_boolean(TRUE));
+    mock_call(LOGIND_PATH, MOCK_IFACE, "AddObject",
+              g_variant_new("(ssa{sv}@a(ssss))", path, SESSION_IFACE, &props,
+                            g_variant_new_array(G_VARIANT_TYPE("(ssss)"), NULL, 0)));
+    set_active("c1", path);
+    map_pid(getpid(), path);
+    start_daemon(true, false);
+    TestAgent *a = agent_here(true);
+    host_ready();
+    assert_true(test_wait(flags_active, a, WAIT_MS));
+    GBytes *b = g_bytes_new_static("pw", 2);
+    host_offer(SEL_CB, UTF8, b);
+    assert_true(test_agent_send_grab(a, SEL_PRI, UTF8));
+    host_request(SEL_CB, UTF8);
+    assert_true(wait_count(&F->rec.nones, 1));
+    test_spin(200);
+    assert_int_equal(a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 0);
+    assert_int_equal(F->rec.grabs[SEL_PRI], 0);
+    assert_true(log_count("clipboard: not shared while the active session is a greeter") == 1);
+    g_bytes_unref(b);
+    test_agent_free(a);
+}
+
+static void test_switch(void **state)
+{
+    add_session("2");
+    add_session("3");
+    set_active("2", SESSION_PATH("2"));
+    start_daemon(true, false);
+    TestAgent *a = agent_kid(SESSION_PATH("2"), true);
+    TestAgent *b = agent_kid(SESSION_PATH("3"), true);
+    host_ready();
+    assert_true(test_wait(flags_active, a, WAIT_MS));
+    /* the client owns CLIPBOARD, a owns PRIMARY */
+    GBytes *data = g_bytes_new_static("from the client", 15);
+    host_offer(SEL_CB, UTF8, data);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    assert_int_equal(b->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 0);
+    assert_true(test_agent_send_grab(a, SEL_PRI, UTF8));
+    assert_true(wait_count(&F->rec.grabs[SEL_PRI], 1));
+    /* a pending client request to a is answered NONE by the switch */
+    host_request(SEL_PRI, UTF8);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST], 1));
+
+    set_active("3", SESSION_PATH("3"));
+    assert_true(test_wait(flags_active, b, WAIT_MS));
+    /* a's selection is released towards the client, in the client's
+     * layout (4-byte selection prefix: decoded without a drop) */
+    assert_true(wait_count(&F->rec.releases[SEL_PRI], 1));
+    assert_true(wait_count(&F->rec.nones, 1));
+    assert_int_equal(F->rec.dropped, 0);
+    /* the client's grab is offered to b, and a is told it is gone */
+    assert_true(wait_count(&b->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    uint8_t sel;
+    assert_int_equal(last_grab_type(b, &sel), UTF8);
+    assert_int_equal(sel, SEL_CB);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_RELEASE], 1));
+    /* b can paste right away */
+    assert_true(test_agent_send_request(b, SEL_CB, UTF8));
+    assert_true(wait_count(&b->clip_done, 1));
+    assert_int_equal(b->clip_head.size, 15);
+    /* a (inactive) cannot grab or request any more */
+    assert_true(test_agent_send_grab(a, SEL_CB, UTF8));
+    assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    assert_true(wait_count(&a->clip_done, 1));
+    assert_int_equal(a->clip_head.type, VD_AGENT_CLIPBOARD_NONE);
+    assert_int_equal(F->rec.grabs[SEL_CB], 0);
+    assert_int_equal(a->bad_frames, 0);
+    assert_int_equal(b->bad_frames, 0);
+    g_bytes_unref(data);
+    test_agent_free(a);
+    test_agent_free(b);
+}
+
+int main(void)
+{
+    verbose = g_getenv("VDD_TEST_VERBOSE") != NULL;
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IONBF, 0);
+    dbus_daemon_path = vdp_test_find_dbus_daemon();
+    bool bus_ok = dbus_daemon_path && vdp_test_have_dbusmock();
+    bus_dir = g_dir_make_tmp("test-dclip-bus-XXXXXX", NULL);
+    if (!bus_dir)
+        return 1;
+    bus_socket = g_build_filename(bus_dir, "bus", NULL);
+    bus_addr = g_strdup_printf("unix:path=%s", bus_socket);
+    g_setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_addr, TRUE);
+    g_setenv("DBUS_SESSION_BUS_ADDRESS", bus_addr, TRUE);
+    g_unsetenv("DBUS_STARTER_ADDRESS");
+    g_unsetenv("LISTEN_FDS");
+    g_unsetenv("LISTEN_PID");
+    g_unsetenv("NOTIFY_SOCKET");
+
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_caps, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_client_grab, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_serials, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_grab, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_client_to_agent_small, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_client_to_agent_large, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_client_data_unrequested, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_to_client_small, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_to_client_memfd, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_fds, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_oversize, setup_x_max, teardown),
+        cmocka_unit_test_setup_teardown(test_request_not_owned, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_gone_pending, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_request_refused, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_client_gone_midstream, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_client_disconnected_midstream, setup_nohost, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_agent, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_no_selection_cap, setup_x_nosel, teardown),
+        cmocka_unit_test_setup_teardown(test_status, setup_x, teardown),
+    };
+    const struct CMUnitTest bus_tests[] = {
+        cmocka_unit_test_setup_teardown(test_locked, setup_bus, teardown),
+        cmocka_unit_test_setup_teardown(test_locked_allowed, setup_bus, teardown),
+        cmocka_unit_test_setup_teardown(test_greeter, setup_bus, teardown),
+        cmocka_unit_test_setup_teardown(test_switch, setup_bus, teardown),
+    };
+    int rc = cmocka_run_group_tests_name("daemon clipboard", tests, NULL, NULL);
+    if (bus_ok)
+        rc |= cmocka_run_group_tests_name("daemon clipboard, sessions", bus_tests, NULL, NULL);
+    else
+        printf("SKIP: the session tests need dbus-daemon and python3-dbusmock for " PYTHON "\n");
+    unlink(bus_socket);
+    rmdir(bus_dir);
+    g_free(bus_addr);
+    g_free(bus_socket);
+    g_free(bus_dir);
+    g_free(dbus_daemon_path);
+    return rc;
+}
