@@ -49,6 +49,14 @@
  * agent never needs to know the size before it has all the data (X INCR
  * transfers do not say it), and the daemon never holds the data in memory.
  *
+ * Matching: nothing in a data frame names the request it answers. Answers
+ * come in the order of the requests, per selection, in both directions;
+ * each side keeps its pending requests per selection in a FIFO. The
+ * daemon's own "no data" answer is a CLIP_BEGIN too, so while a stream to
+ * that agent is open it waits until the stream ends. Seals the daemon
+ * requires: F_SEAL_SHRINK and F_SEAL_WRITE (the agent also adds GROW and
+ * SEAL, which the daemon does not need).
+ *
  * Size limits: the daemon checks guest data against the client's
  * MAX_CLIPBOARD (forwarded to the agent in a VDAGENT envelope so it can stop
  * an INCR receive early) and answers the client with empty data of the same
