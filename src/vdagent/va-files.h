@@ -4,6 +4,21 @@
  * and reserved, partial files removed on cancel or error, disk writes off
  * the main loop with the IPC paused while they are behind.
  *
+ * Names: only the last '/'-separated component of the client's name is
+ * used ("../x", "/etc/x" and "a/../../b" become "x", "x" and "b"); a name
+ * that is empty, "." or "..", not UTF-8, with control characters or too
+ * long is refused (ERROR, G_IO_ERROR_INVALID_FILENAME). Files are created
+ * with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) (openat with
+ * O_NOFOLLOW on kernels without it) and O_EXCL relative to the directory
+ * opened once: an existing name, a symlink included, is never opened, the
+ * next "name (N).ext" is tried instead.
+ *
+ * Every disk operation (create, statvfs, fallocate, write, close, unlink)
+ * runs on one worker thread in arrival order; results come back to the
+ * context. Data waiting for the worker is bounded: reading from the daemon
+ * is paused above VA_FILES_PENDING_HIGH, and a transfer that would push it
+ * past VA_FILES_PENDING_MAX (a daemon ignoring the pause) fails.
+ *
  * No X11 here: testable on its own.
  */
 #ifndef VA_FILES_H
@@ -15,20 +30,43 @@
 #include <gio/gio.h>
 
 #include "vdp-ipc-conn.h"
+#include "vdp-ipc-msg.h"
 #include "vdp-msg.h"
+
+/* Data queued for the disk worker above which reading from the daemon is
+ * paused: 64 data envelopes of 128 KiB, enough to keep a disk busy. */
+#define VA_FILES_PENDING_HIGH (8u * 1024u * 1024u)
+/* ... and below which it resumes. */
+#define VA_FILES_PENDING_LOW (2u * 1024u * 1024u)
+/* Hard bound: frames already read when the pause takes effect (one socket
+ * read) fit far below it; beyond it the daemon is not honouring the pause
+ * and the transfer that would exceed it fails instead of growing memory. */
+#define VA_FILES_PENDING_MAX (32u * 1024u * 1024u)
+/* Transfers at once: the daemon allows 128; more is a broken peer. */
+#define VA_FILES_MAX_TASKS 128u
+/* "name (N).ext" candidates tried before giving up (0.22.1 tries 63). */
+#define VA_FILES_MAX_COPIES 999u
 
 typedef struct VaFiles VaFiles;
 
 /* save_dir: an existing directory (opened once, O_DIRECTORY | O_PATH;
- * everything is created relative to it). open_dir: show the directory with
- * xdg-open (no shell) after a batch completes. Fails when the directory
- * cannot be opened. */
+ * everything is created relative to it), or NULL: no usable directory,
+ * every transfer is refused with DISABLED. open_dir: show the directory
+ * with xdg-open (no shell) after a batch completes. Fails when save_dir is
+ * given but cannot be opened. */
 VaFiles *va_files_new(GMainContext *ctx, const char *save_dir, bool open_dir, GError **error);
-/* Cancels all transfers (partial files removed). */
+/* Cancels all transfers and waits for the worker: partial files are
+ * removed when it returns. */
 void va_files_free(VaFiles *f);
 
 /* The daemon connection or NULL (NULL cancels all transfers). */
 void va_files_set_conn(VaFiles *f, VdpIpcConn *conn);
+
+/* SESSION_STATE flags (VDP_IPC_SESSION_*): without FILE_XFER_ENABLED new
+ * transfers get DISABLED and running ones are cancelled; with LOCKED new
+ * transfers get SESSION_LOCKED. Before the first call transfers are
+ * allowed (the daemon applies its policy as well). */
+void va_files_session_state(VaFiles *f, uint32_t flags);
 
 /* FILE_XFER_START, FILE_XFER_DATA, FILE_XFER_STATUS (a cancel from the
  * client). Returns false if msg is not a file-transfer message. */
@@ -36,5 +74,12 @@ bool va_files_handle_msg(VaFiles *f, const VdpMsg *msg);
 
 /* Transfers in progress (for status and tests). */
 unsigned va_files_active(const VaFiles *f);
+/* Bytes waiting for the disk worker, and whether reading is paused. */
+size_t va_files_pending(const VaFiles *f);
+bool va_files_read_paused(const VaFiles *f);
+
+/* Tests only: hold the worker before its next job (a disk that does not
+ * keep up) or let it go. */
+void va_files_test_hold_worker(VaFiles *f, bool hold);
 
 #endif /* VA_FILES_H */

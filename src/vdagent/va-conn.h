@@ -1,0 +1,94 @@
+/* va-conn.h - the session agent's connection to spice-vdagentd.
+ *
+ * Connects to the daemon's socket, sends HELLO (role AGENT), waits for
+ * WELCOME at most VA_CONN_WELCOME_MS, then hands every later frame to the
+ * owner. When the connection cannot be made or breaks (the daemon
+ * restarted), it tries again with a back-off doubling from
+ * VA_CONN_RETRY_MIN_MS to VA_CONN_RETRY_MAX_MS, for as long as the agent
+ * runs. REJECT reasons:
+ *   DUPLICATE       another agent serves this session: fatal(0)
+ *   VERSION         the daemon speaks another major version: fatal(1)
+ *   NOT_AUTHORIZED  the session is not (yet) known to logind: retry at the
+ *                   slow rate, with one log line per change of mind
+ *   others          retry with the back-off.
+ *
+ * No X11 here.
+ */
+#ifndef VA_CONN_H
+#define VA_CONN_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vdp-ipc-conn.h"
+#include "vdp-ipc.h"
+
+/* First retry delay; doubled after each failure. */
+#define VA_CONN_RETRY_MIN_MS 250u
+/* Longest delay between attempts: a restarted daemon is found within it. */
+#define VA_CONN_RETRY_MAX_MS 4000u
+/* HELLO -> WELCOME: the daemon answers at once or after a logind lookup
+ * (its own handshake limit is 5 s); beyond this the attempt is dropped. */
+#define VA_CONN_WELCOME_MS 10000u
+
+typedef struct VaConnCallbacks {
+    /* WELCOME received: conn is usable until disconnected(). */
+    void (*connected)(void *user, VdpIpcConn *conn);
+    /* The connection is gone (after connected()); the owner must forget
+     * conn now. A new attempt follows. */
+    void (*disconnected)(void *user);
+    /* A frame after WELCOME. Return false to drop the connection (a
+     * protocol error): the owner gets disconnected() and a reconnect
+     * follows. The callee owns fds. */
+    bool (*frame)(void *user, const VdpIpcHeader *hdr, const uint8_t *payload,
+                  int *fds, unsigned nfds);
+    /* The agent must stop: exit with this status (0: another agent serves
+     * the session; 1: version mismatch). Called once; no reconnect. */
+    void (*fatal)(void *user, int status, const char *why);
+} VaConnCallbacks;
+
+typedef struct VaConn VaConn;
+
+/* name: sent in HELLO ("spice-vdagent 0.1.0"). Starts connecting at once
+ * (from the context, not inside this call). */
+VaConn *va_conn_new(GMainContext *ctx, const char *socket_path, const char *name,
+                    const VaConnCallbacks *cb, void *user);
+void va_conn_free(VaConn *c);
+
+/* The welcomed connection, or NULL. */
+VdpIpcConn *va_conn_get(VaConn *c);
+/* Attempts made since the last WELCOME (for tests and status). */
+unsigned va_conn_attempts(const VaConn *c);
+
+/* ---- rate limit for log lines a peer can trigger ---- */
+
+/* VA_LOG_BURST lines per VA_LOG_WINDOW_US, then one summary line: a
+ * daemon or client repeating bad input cannot flood the journal. */
+#define VA_LOG_BURST 10u
+#define VA_LOG_WINDOW_US (10 * G_USEC_PER_SEC)
+
+typedef struct VaRateLimit {
+    gint64 start;
+    unsigned count, suppressed;
+} VaRateLimit;
+
+static inline bool va_rate_ok(VaRateLimit *rl, const char *what)
+{
+    gint64 now = g_get_monotonic_time();
+    if (rl->start == 0 || now - rl->start > VA_LOG_WINDOW_US) {
+        if (rl->suppressed)
+            g_message("(%u similar %s messages suppressed)", rl->suppressed, what);
+        rl->start = now;
+        rl->count = 0;
+        rl->suppressed = 0;
+    }
+    if (rl->count < VA_LOG_BURST) {
+        rl->count++;
+        return true;
+    }
+    rl->suppressed++;
+    return false;
+}
+
+#endif /* VA_CONN_H */
