@@ -4,7 +4,7 @@
 #  2. AddressSanitizer + UndefinedBehaviorSanitizer build and the unit tests
 #  3. the libFuzzer target (clang) for FUZZ_SECONDS (default 60) from the seed corpus
 #  4. make distcheck
-#  5. the main job (the self-test)
+#  5. the protocol self-test and the main job (the sandbox tour)
 # Ends with one line "N passed, M failed" over all test programs and steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +60,7 @@ check_build() {
     # cmocka test cases, for the record
     cat tests/unit/*.log 2>/dev/null | awk '/\[  PASSED  \]/ {s += $4} END {print "cmocka test cases passed in this build: " s + 0}'
     if [ $rc -ne 0 ]; then
-        for log in tests/unit/*.log tests/fuzz/*.log tests/integration/*.log; do
+        for log in tests/unit/*.log tests/fuzz/*.log tests/integration/*.log tests/interop/*.log; do
             grep -q '^:test-result: \(FAIL\|ERROR\)' "${log%.log}.trs" 2>/dev/null && { echo "--- $log"; tail -n 80 "$log"; }
         done
         cd "$top"; return 1
@@ -97,7 +97,16 @@ distcheck() {
 }
 run_step "make distcheck" distcheck
 
-run_step "main job: vdp-selftest" build/normal/vdp-selftest
+run_step "protocol self-test: vdp-selftest" build/normal/vdp-selftest
+
+tour() {
+    cd build/normal || return 1
+    top_srcdir=$top top_builddir=. "$top/tools/sandbox-tour.sh"
+    local rc=$?
+    cd "$top"
+    return $rc
+}
+run_step "main job: the sandbox tour (tools/sandbox-tour.sh)" tour
 
 echo
 if [ $failed -ne 0 ]; then
