@@ -653,6 +653,10 @@ out:
     if (!leave(s))
         return;
     update_events(s);
+    /* A dead stream waits to be freed: nothing may wake it (write_err stays
+     * set after the close and would otherwise re-arm it for ever). */
+    if (s->dead && !s->pending_close)
+        return;
     if (s->pending_close || s->notify_ready || s->notify_drained || s->write_err)
         g_source_set_ready_time(s->source, 0);
     else if (s->parked && s->park_until)
