@@ -17,10 +17,15 @@ typedef enum Owner {
     OWNER_GUEST,
 } Owner;
 
-/* An agent REQUEST forwarded to the client, waiting for its data. */
+/* An agent REQUEST forwarded to the client, waiting for its data. The
+ * client answers every REQUEST it got, in order per selection, so an entry
+ * stays until its answer arrives even when nobody wants the data any more
+ * (agent == NULL: a placeholder that swallows the late answer). */
 typedef struct AgentReq {
-    VddAgent *agent;
+    VddAgent *agent;            /* NULL: forgotten (switch, lock, release, agent gone) */
     uint32_t type;
+    uint64_t seq;               /* order of arrival over all selections */
+    uint64_t nones_after;       /* later REQUESTs of this agent refused: NONE right after this answer */
 } AgentReq;
 
 typedef struct Sel {
@@ -34,14 +39,28 @@ typedef struct Sel {
     uint32_t serial;            /* the client grab serial we expect next */
     unsigned client_pending;    /* client REQUESTs the guest has not answered */
     GQueue agent_reqs;          /* AgentReq*, at most VDD_CLIP_MAX_AGENT_PENDING */
-    unsigned deferred_none;     /* NONE answers for the streaming agent, sent after its stream */
+    /* NONE answers for the agent the client's data is streaming to, sent
+     * after its stream (a counter: a flood costs no memory) */
+    uint64_t deferred_none;
 } Sel;
 
-/* Guest data for the client in a sealed memfd. */
+/* Something for the client, in the order it has to reach it: a whole
+ * message already encoded (GRAB, RELEASE, REQUEST, CLIPBOARD answers), or
+ * guest data in a sealed memfd streamed with pread. */
+typedef enum OutKind {
+    OUT_MSG,
+    OUT_FD,
+} OutKind;
+
 typedef struct OutItem {
-    int fd;
+    OutKind kind;
     uint8_t sel;
-    uint32_t type;
+    uint32_t type;              /* clipboard type (answers) */
+    bool data;                  /* a CLIPBOARD answer with data (may become "empty") */
+    uint32_t msg_type;          /* OUT_MSG: VD_AGENT_* */
+    uint8_t *payload;           /* OUT_MSG: encoded payload in the client's layout */
+    size_t len;
+    int fd;                     /* OUT_FD */
     uint64_t size;
 } OutItem;
 
@@ -55,6 +74,7 @@ struct VddClip {
     bool gated;
     Sel sel[VDD_CLIP_NSEL];
     VdpMsg *scratch;
+    uint64_t next_seq;
 
     /* client -> agent: the CLIPBOARD being received from the port */
     struct {
@@ -66,19 +86,21 @@ struct VddClip {
         size_t buf_len, buf_cap;
     } in;
     VddAgent *paused_for;       /* the port is paused until this agent drains */
+    VddAgent *stalled;          /* stalled once: not waited for again until it drains */
     GSource *stall;             /* VDD_CLIP_STALL_MS while paused */
+    bool paused_out;            /* the port is paused while out_queue is too long */
 
-    /* guest -> client: the stream on the port, and those waiting */
+    /* guest -> client: the memfd stream on the port (begun), and what waits */
     struct {
         OutItem *cur;
-        bool begun;
         uint8_t head[8];
         size_t head_len, head_sent;
         uint64_t off;           /* data bytes read from the fd */
         uint8_t *buf;           /* VDD_CLIP_READ_PIECE */
         size_t buf_off, buf_len;
     } out;
-    GQueue out_queue;           /* OutItem*, at most VDD_CLIP_MAX_QUEUED_OUT */
+    GQueue out_queue;           /* OutItem*, in order; see VDD_CLIP_OUT_PAUSE */
+    size_t out_bytes;           /* payload bytes of the OUT_MSG items queued */
     GSource *retry;
 
     VddRateLimit rl;
@@ -118,14 +140,232 @@ static bool client_ok(const VddClip *c, unsigned sel)
     return sel < VDD_CLIP_NSEL;
 }
 
-static void port_send(VddClip *c, const VdpMsg *m)
+/* ---- the ordered queue towards the client ----
+ *
+ * Everything the clipboard sends to the client goes out in the order it
+ * was produced: a whole message goes to the port at once only when nothing
+ * of ours waits or streams; otherwise, or when the port refuses it, it
+ * waits in out_queue.
+ * Guest data streams fill the port's queue only up to its high watermark,
+ * so whole messages (ours, the daemon's REPLY, file transfer statuses)
+ * still fit beside a stream. */
+
+static void out_pump(VddClip *c);
+
+static void out_item_free(gpointer data)
+{
+    OutItem *o = data;
+    if (o->fd >= 0)
+        close(o->fd);
+    g_free(o->payload);
+    g_free(o);
+}
+
+/* The client's input is paused while too much waits for the port: the
+ * only producer without a bound of its own is the client itself (its
+ * REQUESTs answered at once), so it is made to wait, not dropped. */
+static void out_check_pause(VddClip *c)
+{
+    unsigned n = g_queue_get_length(&c->out_queue);
+    if (!c->paused_out && n >= VDD_CLIP_OUT_PAUSE && port_open(c)) {
+        g_debug("clipboard: %u messages wait for the port, pausing the client's input", n);
+        c->paused_out = true;
+        vdp_port_pause_read(c->port, true);
+    } else if (c->paused_out && (n <= VDD_CLIP_OUT_PAUSE / 2u || !port_open(c))) {
+        c->paused_out = false;
+        vdp_port_pause_read(c->port, false);
+    }
+}
+
+static void out_unlink(VddClip *c, GList *l)
+{
+    OutItem *o = l->data;
+    if (o->kind == OUT_MSG)
+        c->out_bytes -= o->len;
+    g_queue_delete_link(&c->out_queue, l);
+    out_item_free(o);
+}
+
+static void out_clear_queue(VddClip *c)
+{
+    g_queue_clear_full(&c->out_queue, out_item_free);
+    c->out_bytes = 0;
+    out_check_pause(c);
+}
+
+static void out_drop_all(VddClip *c)
+{
+    if (c->out.cur) {
+        out_item_free(c->out.cur);
+        c->out.cur = NULL;
+    }
+    g_clear_pointer(&c->out.buf, g_free);
+    out_clear_queue(c);
+    if (c->retry) {
+        g_source_destroy(c->retry);
+        g_source_unref(c->retry);
+        c->retry = NULL;
+    }
+}
+
+/* m's payload in the client's layout; false (logged) if it cannot be
+ * encoded. Some messages have no payload (RELEASE without selections). */
+static bool encode_for_client(VddClip *c, const VdpMsg *m, uint8_t **payload, size_t *len)
 {
     VdpError err = {0};
+    *payload = NULL;
+    *len = vdp_msg_encode_payload(m, c->layout, NULL, 0, &err);
+    if (*len == 0 && err.code != VDP_OK)
+        goto fail;
+    if (*len) {
+        *payload = g_malloc(*len);
+        if (vdp_msg_encode_payload(m, c->layout, *payload, *len, &err) != *len) {
+            g_clear_pointer(payload, g_free);
+            goto fail;
+        }
+    }
+    return true;
+fail:
+    if (vdd_rate_ok(&c->rl, "clipboard"))
+        g_message("clipboard: cannot encode %s for the client: %s", vdp_msg_type_name(m->type),
+                  err.text[0] ? err.text : vdp_result_name(err.code));
+    return false;
+}
+
+static bool out_set_msg(VddClip *c, OutItem *o, const VdpMsg *m)
+{
+    uint8_t *payload;
+    size_t len;
+    if (!encode_for_client(c, m, &payload, &len))
+        return false;
+    g_free(o->payload);
+    o->kind = OUT_MSG;
+    o->msg_type = m->type;
+    o->payload = payload;
+    o->len = len;
+    return true;
+}
+
+static void empty_answer(VdpMsg *m, unsigned sel, uint32_t type)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = VD_AGENT_CLIPBOARD;
+    m->u.clipboard.selection = (uint8_t)sel;
+    m->u.clipboard.type = type;
+}
+
+/* Turn a queued data answer into CLIPBOARD of its type without data (its
+ * descriptor closed): the client still gets its answer, in its place. */
+static bool out_make_empty(VddClip *c, OutItem *o)
+{
+    empty_answer(c->scratch, o->sel, o->type);
+    size_t old = o->kind == OUT_MSG ? o->len : 0;
+    if (!out_set_msg(c, o, c->scratch))
+        return false;
+    if (o->fd >= 0) {
+        close(o->fd);
+        o->fd = -1;
+    }
+    o->size = 0;
+    o->data = false;
+    c->out_bytes = c->out_bytes - old + o->len;
+    return true;
+}
+
+/* Guest data not on the wire yet must not reach the client any more (the
+ * session was locked, its agent is no longer the active one). */
+static void out_refuse_queued(VddClip *c, const char *why)
+{
+    unsigned n = 0;
+    for (GList *l = c->out_queue.head; l;) {
+        GList *next = l->next;
+        OutItem *o = l->data;
+        if (o->data) {
+            n++;
+            if (!out_make_empty(c, o))
+                out_unlink(c, l);
+        }
+        l = next;
+    }
+    if (n)
+        g_debug("clipboard: %u guest answer(s) not sent yet replaced by empty data: %s", n, why);
+}
+
+static VdpResult out_send_msg(VddClip *c, const OutItem *o)
+{
+    return vdp_port_send(c->port, vdp_msg_port_for_type(o->msg_type), o->msg_type, o->payload, o->len);
+}
+
+static gboolean retry_cb(gpointer data)
+{
+    VddClip *c = data;
+    g_source_unref(c->retry);
+    c->retry = NULL;
+    out_pump(c);
+    return G_SOURCE_REMOVE;
+}
+
+/* The port refused: while its queue is above the high watermark,
+ * write_ready comes and resumes us; below it (a refusal for messages still
+ * waiting behind a stream, or for another producer's bytes) nothing would,
+ * so try again a little later. */
+static void out_wait(VddClip *c)
+{
+    if (vdp_port_write_blocked(c->port) || c->retry)
+        return;
+    c->retry = g_timeout_source_new(VDD_CLIP_RETRY_MS);
+    g_source_set_callback(c->retry, retry_cb, c, NULL);
+    g_source_attach(c->retry, c->ctx);
+}
+
+/* A GRAB or RELEASE of sel still waiting is superseded by a newer one: the
+ * client takes the later serial anyway, so the queue holds at most one per
+ * selection however often the guest grabs. */
+static void out_drop_ownership(VddClip *c, unsigned sel)
+{
+    for (GList *l = c->out_queue.head; l;) {
+        GList *next = l->next;
+        OutItem *o = l->data;
+        if (o->kind == OUT_MSG && o->sel == sel &&
+            (o->msg_type == VD_AGENT_CLIPBOARD_GRAB || o->msg_type == VD_AGENT_CLIPBOARD_RELEASE))
+            out_unlink(c, l);
+        l = next;
+    }
+}
+
+/* Send m to the client now if nothing of ours waits, else queue it. */
+static void client_send(VddClip *c, const VdpMsg *m, unsigned sel, uint32_t type, bool data)
+{
     if (!port_open(c))
         return;
-    if (vdp_port_send_msg(c->port, m, c->layout, &err) != VDP_OK && vdd_rate_ok(&c->rl, "clipboard"))
-        g_message("clipboard: could not send %s to the client: %s", vdp_msg_type_name(m->type),
-                  err.text[0] ? err.text : vdp_result_name(err.code));
+    OutItem *o = g_new0(OutItem, 1);
+    o->fd = -1;
+    o->sel = (uint8_t)sel;
+    o->type = type;
+    o->data = data;
+    if (!out_set_msg(c, o, m)) {
+        out_item_free(o);
+        return;
+    }
+    if (m->type == VD_AGENT_CLIPBOARD_GRAB || m->type == VD_AGENT_CLIPBOARD_RELEASE)
+        out_drop_ownership(c, sel);
+    /* Behind our own stream it would wait on the wire anyway: it waits
+     * here instead (where a newer GRAB replaces it), and the port's room
+     * for messages behind a stream stays for the daemon's others. */
+    if (g_queue_is_empty(&c->out_queue) && !c->out.cur) {
+        VdpResult r = out_send_msg(c, o);
+        if (r != VDP_ERR_BUSY) {
+            if (r != VDP_OK && vdd_rate_ok(&c->rl, "clipboard"))
+                g_message("clipboard: could not send %s to the client: %s", vdp_msg_type_name(m->type),
+                          vdp_result_name(r));
+            out_item_free(o);
+            return;
+        }
+    }
+    g_queue_push_tail(&c->out_queue, o);
+    c->out_bytes += o->len;
+    out_check_pause(c);
+    out_pump(c);
 }
 
 /* CLIPBOARD without data: type NONE ("no data") or the type of data that
@@ -134,12 +374,8 @@ static void client_send_empty(VddClip *c, unsigned sel, uint32_t type)
 {
     if (!client_ok(c, sel))
         return;
-    VdpMsg *m = c->scratch;
-    memset(m, 0, sizeof(*m));
-    m->type = VD_AGENT_CLIPBOARD;
-    m->u.clipboard.selection = (uint8_t)sel;
-    m->u.clipboard.type = type;
-    port_send(c, m);
+    empty_answer(c->scratch, sel, type);
+    client_send(c, c->scratch, sel, type, false);
 }
 
 static void client_send_release(VddClip *c, unsigned sel)
@@ -150,7 +386,7 @@ static void client_send_release(VddClip *c, unsigned sel)
     memset(m, 0, sizeof(*m));
     m->type = VD_AGENT_CLIPBOARD_RELEASE;
     m->u.release.selection = (uint8_t)sel;
-    port_send(c, m);
+    client_send(c, m, sel, 0, false);
 }
 
 /* Answer every client REQUEST the guest still owes on sel with NONE. */
@@ -163,6 +399,153 @@ static void answer_client_pending(VddClip *c, unsigned sel)
         client_send_empty(c, sel, VD_AGENT_CLIPBOARD_NONE);
     if (n)
         g_debug("clipboard: answered %u pending %s request(s) of the client with no data", n, sel_name(sel));
+}
+
+/* ---- guest data -> client (the memfd streams) ---- */
+
+static void out_start(VddClip *c, OutItem *o)
+{
+    c->out.cur = o;
+    c->out.head_sent = 0;
+    c->out.off = 0;
+    c->out.buf_off = c->out.buf_len = 0;
+    VdpWriter w;
+    vdp_writer_init(&w, c->out.head, sizeof(c->out.head));
+    if (c->layout->clipboard_selection) {
+        vdp_write_u8(&w, o->sel);
+        vdp_write_u8(&w, 0);
+        vdp_write_u8(&w, 0);
+        vdp_write_u8(&w, 0);
+    }
+    vdp_write_le32(&w, o->type);
+    c->out.head_len = w.off;
+    if (!c->out.buf)
+        c->out.buf = g_malloc(VDD_CLIP_READ_PIECE);
+}
+
+/* Read the next piece; a failure (impossible for a sealed memfd of the
+ * checked size) is zero-filled: the message's size is already on the wire. */
+static void out_read(VddClip *c)
+{
+    OutItem *o = c->out.cur;
+    size_t n = (size_t)MIN((uint64_t)VDD_CLIP_READ_PIECE, o->size - c->out.off);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(o->fd, c->out.buf + got, n - got, (off_t)(c->out.off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (vdd_rate_ok(&c->rl, "clipboard"))
+                g_warning("clipboard: reading the guest's data failed at %llu: %s",
+                          (unsigned long long)(c->out.off + got), r < 0 ? g_strerror(errno) : "end of file");
+            memset(c->out.buf + got, 0, n - got);
+            break;
+        }
+        got += (size_t)r;
+    }
+    c->out.off += n;
+    c->out.buf_off = 0;
+    c->out.buf_len = n;
+}
+
+/* Feed the stream in progress; false: wait (write_ready or the retry). */
+static bool out_feed(VddClip *c)
+{
+    OutItem *o = c->out.cur;
+    for (;;) {
+        /* Never above the high watermark: the room up to the hard limit
+         * is for whole messages. */
+        if (vdp_port_write_blocked(c->port))
+            return false;
+        const uint8_t *p;
+        size_t len;
+        if (c->out.head_sent < c->out.head_len) {
+            p = c->out.head + c->out.head_sent;
+            len = c->out.head_len - c->out.head_sent;
+        } else {
+            if (c->out.buf_off == c->out.buf_len) {
+                if (c->out.off == o->size) {
+                    out_item_free(o);
+                    c->out.cur = NULL;
+                    return true;
+                }
+                out_read(c);
+            }
+            p = c->out.buf + c->out.buf_off;
+            len = c->out.buf_len - c->out.buf_off;
+        }
+        size_t acc = 0;
+        VdpResult r = vdp_port_send_data(c->port, VDP_CLIENT_PORT, p, len, &acc);
+        if (c->out.head_sent < c->out.head_len)
+            c->out.head_sent += acc;
+        else
+            c->out.buf_off += acc;
+        if (r == VDP_ERR_CLOSED) {
+            out_drop_all(c);
+            return false;
+        }
+        if (r != VDP_OK || acc < len) {
+            out_wait(c);
+            return false;
+        }
+    }
+}
+
+static void out_pump(VddClip *c)
+{
+    for (;;) {
+        if (!port_open(c)) {
+            out_drop_all(c);
+            return;
+        }
+        if (c->out.cur) {
+            if (!out_feed(c))
+                return;
+            continue;
+        }
+        OutItem *o = g_queue_peek_head(&c->out_queue);
+        if (!o) {
+            g_clear_pointer(&c->out.buf, g_free);
+            return;
+        }
+        if (o->kind == OUT_MSG) {
+            VdpResult r = out_send_msg(c, o);
+            if (r == VDP_ERR_BUSY) {
+                out_wait(c);
+                return;
+            }
+            if (r != VDP_OK && vdd_rate_ok(&c->rl, "clipboard"))
+                g_message("clipboard: could not send %s to the client: %s", vdp_msg_type_name(o->msg_type),
+                          vdp_result_name(r));
+            out_unlink(c, c->out_queue.head);
+            out_check_pause(c);
+            continue;
+        }
+        size_t head_len = c->layout->clipboard_selection ? 8u : 4u;
+        VdpResult r = vdp_port_send_begin(c->port, VDP_CLIENT_PORT, VD_AGENT_CLIPBOARD,
+                                          (size_t)(head_len + o->size));
+        if (r == VDP_ERR_BUSY) {
+            out_wait(c);
+            return;
+        }
+        if (r != VDP_OK) {
+            if (vdd_rate_ok(&c->rl, "clipboard"))
+                g_message("clipboard: cannot send the guest's data: %s; empty data instead", vdp_result_name(r));
+            if (!out_make_empty(c, o))
+                out_unlink(c, c->out_queue.head);
+            continue;
+        }
+        g_queue_pop_head(&c->out_queue);
+        out_check_pause(c);
+        out_start(c, o);
+        g_debug("clipboard: streaming %llu bytes of %s (%s) to the client", (unsigned long long)o->size,
+                sel_name(o->sel), type_name(o->type));
+    }
+}
+
+void vdd_clip_port_write_ready(VddClip *c)
+{
+    out_pump(c);
 }
 
 /* ---- the agent side ---- */
@@ -205,34 +588,56 @@ static void agent_send_none(VddAgent *a, unsigned sel)
  * open towards that agent (a BEGIN inside a stream is a protocol error). */
 static void answer_agent_none(VddClip *c, VddAgent *a, unsigned sel)
 {
-    if (c->in.active && c->in.agent == a) {
-        Sel *s = &c->sel[sel];
-        if (s->deferred_none >= VDD_CLIP_MAX_AGENT_PENDING) {
-            if (vdd_rate_ok(&c->rl, "clipboard"))
-                g_message("clipboard: agent pid %d keeps requesting during a transfer; request dropped",
-                          agent_pid(a));
-            return;
-        }
-        s->deferred_none++;
+    if (c->in.active && c->in.agent == a && a) {
+        c->sel[sel].deferred_none++;
         return;
     }
     agent_send_none(a, sel);
 }
 
+/* NONE for a request that will not get the client's data, and for the
+ * refusals that queued behind it. */
+static void answer_req_none(VddClip *c, unsigned sel, AgentReq *r)
+{
+    VddAgent *a = r->agent;
+    uint64_t n = r->nones_after;
+    r->nones_after = 0;
+    if (!a)
+        return;
+    answer_agent_none(c, a, sel);
+    for (uint64_t k = 0; k < n && !vdd_agent_dropping(a); k++)
+        answer_agent_none(c, a, sel);
+}
+
+/* An agent REQUEST refused: its NONE must not overtake the answers to that
+ * agent's earlier requests on sel, so it goes behind the last of them. */
+static void agent_refuse(VddClip *c, VddAgent *a, unsigned sel)
+{
+    for (GList *l = c->sel[sel].agent_reqs.tail; l; l = l->prev) {
+        AgentReq *r = l->data;
+        if (r->agent == a) {
+            r->nones_after++;
+            return;
+        }
+    }
+    answer_agent_none(c, a, sel);
+}
+
 static void flush_deferred(VddClip *c, VddAgent *a)
 {
     for (unsigned i = 0; i < VDD_CLIP_NSEL; i++) {
-        unsigned n = c->sel[i].deferred_none;
+        uint64_t n = c->sel[i].deferred_none;
         c->sel[i].deferred_none = 0;
-        for (unsigned k = 0; k < n && a; k++)
+        for (uint64_t k = 0; k < n && a && !vdd_agent_dropping(a); k++)
             agent_send_none(a, i);
     }
 }
 
-/* Answer every agent REQUEST on selection i waiting on the client (of
- * agent a, or of anyone when a is NULL) with NONE; tell == false: forget
- * them silently (the agent is gone). */
-static void answer_agent_pending_sel(VddClip *c, unsigned i, VddAgent *a, bool tell)
+/* The agent REQUESTs on selection i waiting on the client (of agent a, or
+ * of anyone when a is NULL) will not get its data: tell answers them NONE
+ * (false: the agent is gone); keep leaves a placeholder for each, since the
+ * client still answers it (false: the client is gone). */
+static void answer_agent_pending_sel(VddClip *c, unsigned i, VddAgent *a, bool tell, bool keep)
 {
     GQueue *q = &c->sel[i].agent_reqs;
     for (GList *l = q->head; l;) {
@@ -240,18 +645,22 @@ static void answer_agent_pending_sel(VddClip *c, unsigned i, VddAgent *a, bool t
         AgentReq *r = l->data;
         if (!a || r->agent == a) {
             if (tell)
-                answer_agent_none(c, r->agent, i);
-            g_queue_delete_link(q, l);
-            g_free(r);
+                answer_req_none(c, i, r);
+            r->nones_after = 0;
+            r->agent = NULL;
+            if (!keep) {
+                g_queue_delete_link(q, l);
+                g_free(r);
+            }
         }
         l = next;
     }
 }
 
-static void answer_agent_pending(VddClip *c, VddAgent *a, bool tell)
+static void answer_agent_pending(VddClip *c, VddAgent *a, bool tell, bool keep)
 {
     for (unsigned i = 0; i < VDD_CLIP_NSEL; i++)
-        answer_agent_pending_sel(c, i, a, tell);
+        answer_agent_pending_sel(c, i, a, tell, keep);
 }
 
 /* ---- port pausing for a slow agent ---- */
@@ -279,14 +688,20 @@ static gboolean stall_cb(gpointer data)
     g_message("clipboard: agent pid %d has not read its data for %u s; %sreading the port again",
               agent_pid(c->paused_for), VDD_CLIP_STALL_MS / 1000u,
               c->in.active && c->in.agent ? "transfer aborted, " : "");
-    in_abort(c, NULL);
+    /* not waited for again until it reads: if it never does, its queue
+     * fills and it is disconnected */
+    c->stalled = c->paused_for;
+    if (c->in.active && c->in.agent == c->paused_for)
+        in_abort(c, NULL);
     resume_port(c);
     return G_SOURCE_REMOVE;
 }
 
+/* Port input made us send to agent a: while a is behind, the port is not
+ * read, so a client cannot queue without bound towards a slow agent. */
 static void check_backpressure(VddClip *c, VddAgent *a)
 {
-    if (c->paused_for || !vdd_agent_write_blocked(a))
+    if (!a || c->paused_for || a == c->stalled || vdd_agent_dropping(a) || !vdd_agent_write_blocked(a))
         return;
     g_debug("clipboard: agent pid %d is behind, pausing the port", agent_pid(a));
     c->paused_for = a;
@@ -294,6 +709,11 @@ static void check_backpressure(VddClip *c, VddAgent *a)
     c->stall = g_timeout_source_new(VDD_CLIP_STALL_MS);
     g_source_set_callback(c->stall, stall_cb, c, NULL);
     g_source_attach(c->stall, c->ctx);
+}
+
+void vdd_clip_port_input_done(VddClip *c)
+{
+    check_backpressure(c, c->active);
 }
 
 /* ---- client data -> agent ---- */
@@ -337,6 +757,10 @@ static void in_abort(VddClip *c, const char *why)
     g_clear_pointer(&c->in.buf, g_free);
     /* in.active stays: the port still delivers the rest, which is skipped */
     flush_deferred(c, a);
+    /* The port waited for this stream; if the agent is still behind, the
+     * next message sent to it pauses the port again. */
+    if (a && c->paused_for == a)
+        resume_port(c);
 }
 
 static void client_data_begin(VddClip *c, unsigned sel, uint32_t type, uint64_t size)
@@ -354,15 +778,22 @@ static void client_data_begin(VddClip *c, unsigned sel, uint32_t type, uint64_t 
         return;
     }
     VddAgent *a = r->agent;
-    g_free(r);
-    if (a != c->active || vdd_agent_dropping(a) || c->gated) {
-        /* Not reached in practice: a switch or the gate answer and forget
-         * the requests; the agent must not wait anyway. */
-        g_debug("clipboard: %s data for an agent that is no longer active dropped", sel_name(sel));
-        if (!vdd_agent_dropping(a))
-            agent_send_none(a, sel);
+    if (!a) {
+        g_debug("clipboard: %s data from the client for a request nobody waits for any more dropped",
+                sel_name(sel));
+        g_free(r);
         return;
     }
+    if (a != c->active || vdd_agent_dropping(a) || c->gated) {
+        /* Not reached in practice: a switch or the gate answer the
+         * requests and leave placeholders; the agent must not wait anyway. */
+        g_debug("clipboard: %s data for an agent that is no longer active dropped", sel_name(sel));
+        answer_req_none(c, sel, r);
+        g_free(r);
+        return;
+    }
+    uint64_t after = r->nones_after;
+    g_free(r);
     if (type == VD_AGENT_CLIPBOARD_NONE)
         size = 0;   /* "no data"; anything that follows is skipped */
     VdpIpcClipHead h = {.selection = sel, .type = type, .size = size};
@@ -372,6 +803,8 @@ static void client_data_begin(VddClip *c, unsigned sel, uint32_t type, uint64_t 
             type_name(type), (unsigned long long)size);
     c->in.agent = a;
     c->in.remaining = size;
+    /* the refusals that queued behind this request follow its data */
+    c->sel[sel].deferred_none += after;
     c->in.buf_cap = (size_t)MIN(size, (uint64_t)VDD_CLIP_FORWARD_CHUNK);
     if (size)
         c->in.buf = g_malloc(c->in.buf_cap);
@@ -430,171 +863,32 @@ void vdd_clip_stream_abort(VddClip *c)
     in_close(c);
 }
 
-/* ---- guest data -> client (the memfd streams) ---- */
-
-static void out_item_free(gpointer data)
+void vdd_clip_client_data_lost(VddClip *c, int selection)
 {
-    OutItem *o = data;
-    if (o->fd >= 0)
-        close(o->fd);
-    g_free(o);
-}
-
-static void out_drop_all(VddClip *c)
-{
-    if (c->out.cur) {
-        out_item_free(c->out.cur);
-        c->out.cur = NULL;
+    unsigned sel = (unsigned)selection;
+    if (selection < 0 || sel >= VDD_CLIP_NSEL) {
+        /* Which selection is unknown: the client answers in the order it
+         * was asked, so the oldest request is the likeliest. */
+        uint64_t best = UINT64_MAX;
+        sel = VDD_CLIP_NSEL;
+        for (unsigned i = 0; i < VDD_CLIP_NSEL; i++) {
+            AgentReq *r = g_queue_peek_head(&c->sel[i].agent_reqs);
+            if (r && r->seq < best) {
+                best = r->seq;
+                sel = i;
+            }
+        }
+        if (sel == VDD_CLIP_NSEL)
+            return;
     }
-    g_clear_pointer(&c->out.buf, g_free);
-    g_queue_clear_full(&c->out_queue, out_item_free);
-    if (c->retry) {
-        g_source_destroy(c->retry);
-        g_source_unref(c->retry);
-        c->retry = NULL;
-    }
-}
-
-static void out_pump(VddClip *c);
-
-static gboolean retry_cb(gpointer data)
-{
-    VddClip *c = data;
-    g_source_unref(c->retry);
-    c->retry = NULL;
-    out_pump(c);
-    return G_SOURCE_REMOVE;
-}
-
-static void schedule_retry(VddClip *c)
-{
-    if (c->retry)
+    AgentReq *r = g_queue_pop_head(&c->sel[sel].agent_reqs);
+    if (!r)
         return;
-    c->retry = g_timeout_source_new(VDD_CLIP_RETRY_MS);
-    g_source_set_callback(c->retry, retry_cb, c, NULL);
-    g_source_attach(c->retry, c->ctx);
-}
-
-static bool out_start(VddClip *c, OutItem *o)
-{
-    c->out.cur = o;
-    c->out.begun = false;
-    c->out.head_len = 0;
-    c->out.head_sent = 0;
-    c->out.off = 0;
-    c->out.buf_off = c->out.buf_len = 0;
-    VdpWriter w;
-    vdp_writer_init(&w, c->out.head, sizeof(c->out.head));
-    if (c->layout->clipboard_selection) {
-        vdp_write_u8(&w, o->sel);
-        vdp_write_u8(&w, 0);
-        vdp_write_u8(&w, 0);
-        vdp_write_u8(&w, 0);
-    }
-    vdp_write_le32(&w, o->type);
-    c->out.head_len = w.off;
-    if (!c->out.buf)
-        c->out.buf = g_malloc(VDD_CLIP_READ_PIECE);
-    return true;
-}
-
-/* Read the next piece; a failure (impossible for a sealed memfd of the
- * checked size) is zero-filled: the message's size is already on the wire. */
-static void out_read(VddClip *c)
-{
-    OutItem *o = c->out.cur;
-    size_t n = (size_t)MIN((uint64_t)VDD_CLIP_READ_PIECE, o->size - c->out.off);
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(o->fd, c->out.buf + got, n - got, (off_t)(c->out.off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (vdd_rate_ok(&c->rl, "clipboard"))
-                g_warning("clipboard: reading the guest's data failed at %llu: %s",
-                          (unsigned long long)(c->out.off + got), r < 0 ? g_strerror(errno) : "end of file");
-            memset(c->out.buf + got, 0, n - got);
-            break;
-        }
-        got += (size_t)r;
-    }
-    c->out.off += n;
-    c->out.buf_off = 0;
-    c->out.buf_len = n;
-}
-
-static void out_pump(VddClip *c)
-{
-    for (;;) {
-        if (!c->out.cur) {
-            OutItem *next = g_queue_pop_head(&c->out_queue);
-            if (!next) {
-                g_clear_pointer(&c->out.buf, g_free);
-                return;
-            }
-            out_start(c, next);
-        }
-        if (!port_open(c)) {
-            out_drop_all(c);
-            return;
-        }
-        OutItem *o = c->out.cur;
-        if (!c->out.begun) {
-            VdpResult r = vdp_port_send_begin(c->port, VDP_CLIENT_PORT, VD_AGENT_CLIPBOARD,
-                                              (size_t)(c->out.head_len + o->size));
-            if (r == VDP_ERR_BUSY) {
-                schedule_retry(c);
-                return;
-            }
-            if (r != VDP_OK) {
-                if (vdd_rate_ok(&c->rl, "clipboard"))
-                    g_message("clipboard: cannot send the guest's data: %s", vdp_result_name(r));
-                out_item_free(o);
-                c->out.cur = NULL;
-                continue;
-            }
-            c->out.begun = true;
-            g_debug("clipboard: streaming %llu bytes of %s (%s) to the client", (unsigned long long)o->size,
-                    sel_name(o->sel), type_name(o->type));
-        }
-        const uint8_t *p;
-        size_t len;
-        if (c->out.head_sent < c->out.head_len) {
-            p = c->out.head + c->out.head_sent;
-            len = c->out.head_len - c->out.head_sent;
-        } else {
-            if (c->out.buf_off == c->out.buf_len) {
-                if (c->out.off == o->size) {
-                    out_item_free(o);
-                    c->out.cur = NULL;
-                    continue;
-                }
-                out_read(c);
-            }
-            p = c->out.buf + c->out.buf_off;
-            len = c->out.buf_len - c->out.buf_off;
-        }
-        size_t acc = 0;
-        VdpResult r = vdp_port_send_data(c->port, VDP_CLIENT_PORT, p, len, &acc);
-        if (c->out.head_sent < c->out.head_len)
-            c->out.head_sent += acc;
-        else
-            c->out.buf_off += acc;
-        if (r == VDP_ERR_CLOSED) {
-            out_drop_all(c);
-            return;
-        }
-        if (r != VDP_OK || acc < len) {
-            /* write_ready resumes; the retry covers a refusal without one */
-            schedule_retry(c);
-            return;
-        }
-    }
-}
-
-void vdd_clip_port_write_ready(VddClip *c)
-{
-    out_pump(c);
+    if (vdd_rate_ok(&c->rl, "clipboard"))
+        g_message("clipboard: the client's %s data was dropped; the request it answered gets no data",
+                  sel_name(sel));
+    answer_req_none(c, sel, r);
+    g_free(r);
 }
 
 /* Is fd a sealed memfd (or any sealed regular file) of at least size
@@ -716,20 +1010,17 @@ void vdd_clip_agent_data_fd(VddClip *c, VddAgent *a, const VdpIpcClipHead *head,
         client_send_empty(c, sel, head->type);
         return;
     }
-    if (c->out.cur && g_queue_get_length(&c->out_queue) >= VDD_CLIP_MAX_QUEUED_OUT) {
-        close(fd);
-        if (vdd_rate_ok(&c->rl, "clipboard"))
-            g_message("clipboard: %u answers already wait for the port; %s data refused",
-                      VDD_CLIP_MAX_QUEUED_OUT, sel_name(sel));
-        client_send_empty(c, sel, head->type);
-        return;
-    }
+    /* Queued behind whatever waits: answers are bounded by the client's
+     * pending requests (VDD_CLIP_MAX_PENDING per selection). */
     OutItem *o = g_new0(OutItem, 1);
+    o->kind = OUT_FD;
     o->fd = fd;
     o->sel = (uint8_t)sel;
     o->type = head->type;
     o->size = head->size;
+    o->data = true;
     g_queue_push_tail(&c->out_queue, o);
+    out_check_pause(c);
     out_pump(c);
 }
 
@@ -742,11 +1033,18 @@ static void agent_clipboard(VddClip *c, VddAgent *a, const VdpClipboard *cb)
         client_send_empty(c, sel, cb->type);
         return;
     }
+    if (!g_queue_is_empty(&c->out_queue) && c->out_bytes + cb->size > VDD_CLIP_MAX_OUT_BYTES) {
+        if (vdd_rate_ok(&c->rl, "clipboard"))
+            g_message("clipboard: %zu bytes already wait for the port; %s data of agent pid %d refused",
+                      c->out_bytes, sel_name(sel), agent_pid(a));
+        client_send_empty(c, sel, cb->type);
+        return;
+    }
     VdpMsg *m = c->scratch;
     memset(m, 0, sizeof(*m));
     m->type = VD_AGENT_CLIPBOARD;
     m->u.clipboard = *cb;
-    port_send(c, m);
+    client_send(c, m, sel, cb->type, cb->size > 0);
 }
 
 void vdd_clip_agent_msg(VddClip *c, VddAgent *a, const VdpMsg *m)
@@ -767,7 +1065,7 @@ void vdd_clip_agent_msg(VddClip *c, VddAgent *a, const VdpMsg *m)
         s->ntypes = 0;
         s->client_forwarded = false;
         g_debug("clipboard: the guest grabs %s (serial %u)", sel_name(sel), out->u.grab.serial);
-        port_send(c, out);
+        client_send(c, out, sel, 0, false);
         break;
     }
     case VD_AGENT_CLIPBOARD_RELEASE: {
@@ -787,29 +1085,32 @@ void vdd_clip_agent_msg(VddClip *c, VddAgent *a, const VdpMsg *m)
     }
     case VD_AGENT_CLIPBOARD_REQUEST: {
         unsigned sel = m->u.request.selection;
+        if (sel >= VDD_CLIP_NSEL)
+            return;     /* not decoded: the IPC carries 0..VDP_IPC_CLIP_SELECTION_MAX */
         if (!agent_ok(c, a, sel, "CLIPBOARD_REQUEST")) {
-            answer_agent_none(c, a, sel);
+            agent_refuse(c, a, sel);
             return;
         }
         Sel *s = &c->sel[sel];
         if (s->owner != OWNER_CLIENT) {
             g_debug("clipboard: agent pid %d requests %s, which the client does not own: no data", agent_pid(a),
                     sel_name(sel));
-            answer_agent_none(c, a, sel);
+            agent_refuse(c, a, sel);
             return;
         }
         if (g_queue_get_length(&s->agent_reqs) >= VDD_CLIP_MAX_AGENT_PENDING) {
             if (vdd_rate_ok(&c->rl, "clipboard"))
-                g_message("clipboard: agent pid %d has %u %s requests waiting; one more refused", agent_pid(a),
-                          VDD_CLIP_MAX_AGENT_PENDING, sel_name(sel));
-            answer_agent_none(c, a, sel);
+                g_message("clipboard: %u %s requests wait for the client; one more of agent pid %d refused",
+                          VDD_CLIP_MAX_AGENT_PENDING, sel_name(sel), agent_pid(a));
+            agent_refuse(c, a, sel);
             return;
         }
         AgentReq *r = g_new0(AgentReq, 1);
         r->agent = a;
         r->type = m->u.request.type;
+        r->seq = c->next_seq++;
         g_queue_push_tail(&s->agent_reqs, r);
-        port_send(c, m);
+        client_send(c, m, sel, 0, false);
         break;
     }
     case VD_AGENT_CLIPBOARD:
@@ -871,7 +1172,8 @@ static void client_release(VddClip *c, unsigned sel)
     s->owner = OWNER_NONE;
     s->ntypes = 0;
     s->client_forwarded = false;
-    answer_agent_pending_sel(c, sel, NULL, true);
+    /* the client still answers what it was asked: placeholders */
+    answer_agent_pending_sel(c, sel, NULL, true, true);
     if (tell && c->active)
         agent_send_release(c, c->active, sel);
 }
@@ -939,12 +1241,17 @@ static void detach_agent(VddClip *c, VddAgent *a, bool tell)
                 c->sel[i].deferred_none = 0;
         }
     }
-    answer_agent_pending(c, a, tell);
+    /* the client still answers the requests it got: placeholders */
+    answer_agent_pending(c, a, tell, true);
     if (c->paused_for == a)
         resume_port(c);
-    if (a == c->active)
+    if (c->stalled == a)
+        c->stalled = NULL;
+    if (a == c->active) {
+        out_refuse_queued(c, tell ? "its agent is no longer the active one" : "its agent left");
         for (unsigned i = 0; i < VDD_CLIP_NSEL; i++)
             answer_client_pending(c, i);
+    }
     for (unsigned i = 0; i < VDD_CLIP_NSEL; i++) {
         Sel *s = &c->sel[i];
         if (a == c->active && tell && s->owner == OWNER_CLIENT && s->client_forwarded)
@@ -993,6 +1300,8 @@ void vdd_clip_agent_gone(VddClip *c, VddAgent *a)
 
 void vdd_clip_agent_write_ready(VddClip *c, VddAgent *a)
 {
+    if (c->stalled == a)
+        c->stalled = NULL;
     if (c->paused_for == a) {
         g_debug("clipboard: agent pid %d caught up, resuming the port", agent_pid(a));
         resume_port(c);
@@ -1005,7 +1314,9 @@ static void gate_on(VddClip *c, const char *why)
     g_message("clipboard: not shared while %s", why ? why : "the session is locked");
     if (c->in.active && c->in.agent)
         in_abort(c, NULL);
-    answer_agent_pending(c, NULL, true);
+    resume_port(c);
+    answer_agent_pending(c, NULL, true, true);
+    out_refuse_queued(c, "the session is locked");
     for (unsigned i = 0; i < VDD_CLIP_NSEL; i++) {
         Sel *s = &c->sel[i];
         answer_client_pending(c, i);
@@ -1038,7 +1349,9 @@ void vdd_clip_client_gone(VddClip *c)
 {
     if (c->in.active && c->in.agent)
         in_abort(c, "the client went away");
-    answer_agent_pending(c, NULL, true);
+    resume_port(c);
+    /* nobody will answer these: no placeholders */
+    answer_agent_pending(c, NULL, true, false);
     for (unsigned i = 0; i < VDD_CLIP_NSEL; i++) {
         Sel *s = &c->sel[i];
         if (s->owner == OWNER_CLIENT && s->client_forwarded && c->active)
@@ -1050,9 +1363,10 @@ void vdd_clip_client_gone(VddClip *c)
         s->serial = 0;
         s->client_pending = 0;
     }
-    /* Answers still waiting are for a client that is gone; the one on the
-     * port is finished (the message is committed), unless the port went. */
-    g_queue_clear_full(&c->out_queue, out_item_free);
+    /* What waits is for a client that is gone; the stream on the port is
+     * committed (its size is on the wire) and finishes, unless the port
+     * went. */
+    out_clear_queue(c);
     if (!port_open(c))
         out_drop_all(c);
 }
@@ -1066,6 +1380,10 @@ void vdd_clip_port_lost(VddClip *c)
         in_abort(c, "the port closed");
         in_close(c);
     }
+    /* The port's pause count outlives the connection: the next one must
+     * be read. */
+    resume_port(c);
+    out_check_pause(c);
 }
 
 /* ---- lifecycle and status ---- */
@@ -1097,6 +1415,8 @@ void vdd_clip_free(VddClip *c)
     }
     for (unsigned i = 0; i < VDD_CLIP_NSEL; i++)
         g_queue_clear_full(&c->sel[i].agent_reqs, g_free);
+    if (c->paused_for)
+        vdp_port_pause_read(c->port, false);
     g_free(c->in.buf);
     g_free(c->scratch);
     g_free(c);

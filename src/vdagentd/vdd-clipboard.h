@@ -14,23 +14,41 @@
  * anything else dropped), REQUEST and RELEASE go to the active agent in
  * VDAGENT envelopes. A REQUEST the guest cannot answer (no active agent,
  * the guest does not own the selection, gating, too many waiting) is
- * answered at once with CLIPBOARD type NONE. The client's data for an
+ * answered with CLIPBOARD type NONE, in order behind the answers already
+ * waiting for the port. The client's data for an
  * agent's REQUEST goes out as CLIP_BEGIN + CLIP_CHUNK frames as it arrives
  * from the port (re-chunked into VDD_CLIP_FORWARD_CHUNK pieces), never held
- * whole; while the agent's IPC queue is over its watermark the port is not
- * read. A stream cut short (client gone, port reset, agent switch, stalled
- * agent) ends with CLIP_ABORT to the agent that had it.
+ * whole. Whenever port input made us send to the active agent (data, GRAB,
+ * REQUEST, RELEASE, and the daemon's own forwarding through
+ * vdd_clip_port_input_done) and its IPC queue is over its watermark, the
+ * port is not read until it drains (at most VDD_CLIP_STALL_MS). A stream
+ * cut short (client gone, port reset, agent switch, stalled agent) ends
+ * with CLIP_ABORT to the agent that had it.
+ *
+ * Answers keep the order of the requests per selection, in both
+ * directions. Towards the agent: a refused REQUEST is answered NONE after
+ * the answers to that agent's earlier REQUESTs; a request that will not
+ * get the client's data any more (switch, lock, client release, agent
+ * gone) is answered NONE and stays queued as a placeholder that swallows
+ * the client's late answer; a client CLIPBOARD the daemon had to drop
+ * (vdd_clip_client_data_lost) answers its request NONE.
  *
  * Guest -> client. Only the active agent's messages, only while a client
  * with CLIPBOARD_BY_DEMAND is there (without its CLIPBOARD_SELECTION only
  * the CLIPBOARD selection). GRABs get serial = cur++. A refused agent
- * REQUEST is answered at once with CLIP_BEGIN type NONE. The agent's answer
+ * REQUEST is answered with CLIP_BEGIN type NONE (in order, see above). The agent's answer
  * comes as a CLIPBOARD envelope (small) or as CLIP_DATA_FD with a sealed
  * memfd, which is checked (regular file, large enough, F_SEAL_SHRINK and
  * F_SEAL_WRITE) and streamed to the port with pread as the port drains,
- * one stream at a time (the others wait, at most VDD_CLIP_MAX_QUEUED_OUT).
- * Data above the client's MAX_CLIPBOARD becomes CLIPBOARD of the same type
- * without data.
+ * one stream at a time, never filling the port's queue above its high
+ * watermark (the rest is room for whole messages). Everything for the
+ * client (GRAB, RELEASE, REQUEST, answers with data, empty or from a
+ * memfd) leaves in the order it was produced: what the port cannot take
+ * now waits in one queue, nothing is dropped; a GRAB or RELEASE still
+ * waiting is replaced by a newer one of its selection. Data above the
+ * client's MAX_CLIPBOARD becomes CLIPBOARD of the same type without data;
+ * guest data not on the wire yet when the session locks or its agent stops
+ * being the active one becomes that too.
  *
  * Gating: while the active session is locked or a greeter (unless the
  * daemon runs with --allow-clipboard-when-locked) nothing crosses: client
@@ -59,12 +77,21 @@
  * answer from growing the table. Beyond it: answered NONE at once. */
 #define VDD_CLIP_MAX_PENDING 8u
 /* The same for agent REQUESTs forwarded to the client (one X requestor
- * per target at a time). Beyond it: answered NONE at once. */
+ * per target at a time), placeholders included. Beyond it: answered NONE
+ * after the answers to the agent's requests that wait (a counter on the
+ * last of them, no memory per refusal). */
 #define VDD_CLIP_MAX_AGENT_PENDING 8u
-/* Guest answers waiting while another one streams to the port: one per
- * selection is what a client that asks for every selection at once needs;
- * more get empty data of their type. */
-#define VDD_CLIP_MAX_QUEUED_OUT VDD_CLIP_NSEL
+/* Messages for the client waiting in our queue (the port refused them or
+ * something before them waits) above which the port is not read until the
+ * queue is down to half: the agent's share is bounded by the limits above
+ * and one GRAB/RELEASE per selection, so only a client that floods
+ * REQUESTs while not reading its answers reaches it. */
+#define VDD_CLIP_OUT_PAUSE 64u
+/* Bytes of small guest answers (CLIPBOARD envelopes, at most
+ * VDP_IPC_MAX_FRAME each) waiting in that queue; beyond it a new one is
+ * answered with empty data of its type: memory stays bounded while the
+ * host does not read. */
+#define VDD_CLIP_MAX_OUT_BYTES (1024u * 1024u)
 /* Client data goes to the agent in CLIP_CHUNK frames of at most this size:
  * far below VDP_IPC_MAX_FRAME, and half the agent queue's high watermark so
  * a slow agent is noticed after two frames. */
@@ -72,8 +99,9 @@
 /* Guest data is read from the memfd in pieces of this size: the port's
  * queue takes a few of them before it says "blocked". */
 #define VDD_CLIP_READ_PIECE (64u * 1024u)
-/* When the port refuses data without a write_ready to come (a message
- * waiting behind the stream), the pump is retried after this long. */
+/* When the port refuses below its high watermark (no write_ready to come:
+ * messages waiting behind a stream, another producer's bytes), the queue is
+ * retried after this long. */
 #define VDD_CLIP_RETRY_MS 20u
 /* An agent that does not read its IPC socket for this long while the port
  * waits for it loses its clipboard stream (CLIP_ABORT) and the port is read
@@ -110,6 +138,9 @@ void vdd_clip_client_gone(VddClip *c);
 void vdd_clip_port_lost(VddClip *c);
 /* The port drained below its low watermark. */
 void vdd_clip_port_write_ready(VddClip *c);
+/* The daemon handled a message from the port (it may have sent something
+ * to the active agent): pause the port while that agent is behind. */
+void vdd_clip_port_input_done(VddClip *c);
 
 /* ---- from the client (decoded with the client's layout) ---- */
 
@@ -122,6 +153,10 @@ void vdd_clip_stream_begin(VddClip *c, const VdpMsg *head);
 void vdd_clip_stream_data(VddClip *c, const uint8_t *data, size_t len);
 void vdd_clip_stream_end(VddClip *c);
 void vdd_clip_stream_abort(VddClip *c);
+/* A client CLIPBOARD was dropped before it began (it did not decode, or the
+ * reassembler skipped it): its request gets NONE. selection: from the raw
+ * payload when known, else -1 (the oldest request is taken). */
+void vdd_clip_client_data_lost(VddClip *c, int selection);
 
 /* ---- from the agents ---- */
 

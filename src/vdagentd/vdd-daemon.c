@@ -65,8 +65,10 @@ struct VddDaemon {
 
     VdpMsg *scratch;
     uint32_t logged_ignored;       /* bit per VDAgent type already logged as ignored */
-    bool streaming_xfer;           /* a FILE_XFER_DATA stream is being received */
-    bool streaming_clip;           /* a CLIPBOARD stream is being received */
+    /* per chunk port (index port - VDP_CLIENT_PORT): the stream being
+     * received there is a FILE_XFER_DATA / a CLIPBOARD we route */
+    bool streaming_xfer[2];
+    bool streaming_clip[2];
     VddRateLimit rl_drop, rl_mouse;
 };
 
@@ -233,7 +235,7 @@ static void client_gone(VddDaemon *d)
         vdd_xfers_client_gone(d->xfers);
     if (d->clip)
         vdd_clip_client_gone(d->clip);
-    d->streaming_xfer = false;
+    memset(d->streaming_xfer, 0, sizeof(d->streaming_xfer));
     if (d->max_clipboard_known) {
         /* The client's limit ends with it; agents go back to none. */
         VdpMsg m = {.type = VD_AGENT_MAX_CLIPBOARD};
@@ -325,16 +327,17 @@ static void update_port(VddDaemon *d)
         vdp_port_flush_sync(d->port, PORT_CLOSE_FLUSH_MS);
         vdp_port_stop(d->port);
         vdd_clip_port_lost(d->clip);
-        d->streaming_clip = false;
+        memset(d->streaming_clip, 0, sizeof(d->streaming_clip));
         g_message("closed the agent port: no active session agent with a desktop layout");
     }
 }
 
 /* The clipboard's view: who is active, and whether the lock/greeter gate
- * is closed. */
+ * is closed. The gate follows the active session alone: a locked session
+ * whose agent left is still locked. */
 static void update_clipboard(VddDaemon *d)
 {
-    const VddSessionInfo *si = d->active ? vdd_sessions_active(d->sessions) : NULL;
+    const VddSessionInfo *si = vdd_sessions_active(d->sessions);
     bool gated = !d->opt.allow_clipboard_when_locked && si && (si->locked || si->greeter);
     vdd_clip_update(d->clip, d->active, gated,
                     si && si->greeter ? "the active session is a greeter" : "the active session is locked");
@@ -391,7 +394,7 @@ static void on_port_state(void *user, VdpPortState state, const char *why)
         else
             g_debug("agent port: waiting (%s)", why ? why : "");
         vdd_clip_port_lost(d->clip);
-        d->streaming_clip = false;
+        memset(d->streaming_clip, 0, sizeof(d->streaming_clip));
         client_gone(d);
         update_session_states(d);
         break;
@@ -433,15 +436,42 @@ static void log_ignored_once(VddDaemon *d, uint32_t type, const char *why)
     g_message("ignoring %s from the host: %s", vdp_msg_type_name(type), why);
 }
 
+/* A client CLIPBOARD (an answer to an agent's REQUEST) the daemon could not
+ * take: its selection from the raw payload when it is there. */
+static void clip_lost(VddDaemon *d, uint32_t chunk_port, const uint8_t *data, size_t len)
+{
+    if (chunk_port != VDP_CLIENT_PORT)
+        return;     /* not from the client: answers nothing */
+    int sel = -1;
+    if (!d->layout.clipboard_selection)
+        sel = VD_AGENT_CLIPBOARD_SELECTION_CLIPBOARD;
+    else if (data && len >= 1)
+        sel = data[0];
+    vdd_clip_client_data_lost(d->clip, sel);
+}
+
+static void handle_port_message(VddDaemon *d, uint32_t chunk_port, const VdpMsgHeader *hdr,
+                                const uint8_t *data, size_t len);
+
 static void on_port_message(void *user, uint32_t chunk_port, const VdpMsgHeader *hdr,
                             const uint8_t *data, size_t len)
 {
     VddDaemon *d = user;
+    handle_port_message(d, chunk_port, hdr, data, len);
+    /* whatever it sent to the active agent: pause reading while it is behind */
+    vdd_clip_port_input_done(d->clip);
+}
+
+static void handle_port_message(VddDaemon *d, uint32_t chunk_port, const VdpMsgHeader *hdr,
+                                const uint8_t *data, size_t len)
+{
     VdpMsg *m = d->scratch;
     VdpError err = {0};
     if (vdp_msg_decode(VDP_FROM_HOST, chunk_port, hdr->type, data, len, &d->layout, m, &err) != VDP_OK) {
         if (vdd_rate_ok(&d->rl_drop, "protocol"))
             g_message("dropped a message from the host: %s", err.text);
+        if (hdr->type == VD_AGENT_CLIPBOARD)
+            clip_lost(d, chunk_port, data, len);
         return;
     }
     if (g_log_get_debug_enabled()) {
@@ -540,6 +570,8 @@ static void on_port_problem(void *user, VdpReasmEvent ev, uint32_t chunk_port, c
     if (vdd_rate_ok(&d->rl_drop, "protocol"))
         g_message("dropped a message from the host (chunk port %u): %s", chunk_port,
                   err ? err->text : "invalid");
+    if (hdr && hdr->type == VD_AGENT_CLIPBOARD)
+        clip_lost(d, chunk_port, NULL, 0);
 }
 
 /* Both streamable types (CLIPBOARD, FILE_XFER_DATA) are forwarded as they
@@ -549,12 +581,20 @@ static size_t port_max_payload(void *user, uint32_t type)
     return vdp_msg_max_payload(type);
 }
 
+/* Index of a chunk port in the streaming flags; the reassembler delivers
+ * only ports 1 and 2. */
+static unsigned stream_slot(uint32_t chunk_port)
+{
+    return chunk_port == VDP_SERVER_PORT ? 1u : 0u;
+}
+
 static void on_stream_begin(void *user, uint32_t chunk_port, const VdpMsgHeader *hdr, const uint8_t *head,
                             size_t head_len)
 {
     VddDaemon *d = user;
-    d->streaming_xfer = false;
-    d->streaming_clip = false;
+    unsigned k = stream_slot(chunk_port);
+    d->streaming_xfer[k] = false;
+    d->streaming_clip[k] = false;
     if (hdr->type != VD_AGENT_FILE_XFER_DATA && hdr->type != VD_AGENT_CLIPBOARD) {
         log_ignored_once(d, hdr->type, "not routed by the daemon");
         return;
@@ -565,50 +605,55 @@ static void on_stream_begin(void *user, uint32_t chunk_port, const VdpMsgHeader 
                                    &d->layout, m, &err) != VDP_OK) {
         if (vdd_rate_ok(&d->rl_drop, "protocol"))
             g_message("dropped a message from the host: %s", err.text);
+        if (hdr->type == VD_AGENT_CLIPBOARD)
+            clip_lost(d, chunk_port, head, head_len);
         return;
     }
     if (hdr->type == VD_AGENT_CLIPBOARD) {
         g_debug("host (port %u): CLIPBOARD sel=%u type=%u size=%llu (streamed)", chunk_port,
                 m->u.clipboard.selection, m->u.clipboard.type, (unsigned long long)m->u.clipboard.size);
-        d->streaming_clip = true;
+        d->streaming_clip[k] = true;
         vdd_clip_stream_begin(d->clip, m);
         return;
     }
     g_debug("host (port %u): FILE_XFER_DATA id=%u size=%llu (streamed)", chunk_port, m->u.xfer_data.id,
             (unsigned long long)m->u.xfer_data.size);
-    d->streaming_xfer = true;
+    d->streaming_xfer[k] = true;
     vdd_xfers_stream_begin(d->xfers, m);
 }
 
 static void on_stream_data(void *user, uint32_t chunk_port, const uint8_t *data, size_t len)
 {
     VddDaemon *d = user;
-    if (d->streaming_xfer)
+    unsigned k = stream_slot(chunk_port);
+    if (d->streaming_xfer[k])
         vdd_xfers_stream_data(d->xfers, data, len);
-    else if (d->streaming_clip)
+    else if (d->streaming_clip[k])
         vdd_clip_stream_data(d->clip, data, len);
 }
 
 static void on_stream_end(void *user, uint32_t chunk_port)
 {
     VddDaemon *d = user;
-    if (d->streaming_xfer)
+    unsigned k = stream_slot(chunk_port);
+    if (d->streaming_xfer[k])
         vdd_xfers_stream_end(d->xfers);
-    if (d->streaming_clip)
+    if (d->streaming_clip[k])
         vdd_clip_stream_end(d->clip);
-    d->streaming_xfer = false;
-    d->streaming_clip = false;
+    d->streaming_xfer[k] = false;
+    d->streaming_clip[k] = false;
 }
 
 static void on_stream_abort(void *user, uint32_t chunk_port)
 {
     VddDaemon *d = user;
-    if (d->streaming_xfer)
+    unsigned k = stream_slot(chunk_port);
+    if (d->streaming_xfer[k])
         vdd_xfers_stream_abort(d->xfers);
-    if (d->streaming_clip)
+    if (d->streaming_clip[k])
         vdd_clip_stream_abort(d->clip);
-    d->streaming_xfer = false;
-    d->streaming_clip = false;
+    d->streaming_xfer[k] = false;
+    d->streaming_clip[k] = false;
 }
 
 static void on_port_write_ready(void *user)

@@ -58,6 +58,8 @@ static void clip_frame(TestAgent *a, const VdpIpcHeader *hdr, const uint8_t *pay
         }
         a->clip_begins++;
         a->clip_head = h;
+        if (a->nclip_heads < TEST_AGENT_HEAD_LOG)
+            a->clip_heads[a->nclip_heads++] = h;
         a->clip_received = 0;
         if (a->clip_sum)
             g_checksum_free(a->clip_sum);

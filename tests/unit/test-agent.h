@@ -12,6 +12,9 @@
 #include "vdp-msg.h"
 
 #define TEST_AGENT_NTYPES 32u
+/* CLIP_BEGIN heads kept in order (the first ones), to check which answer
+ * came for which request. */
+#define TEST_AGENT_HEAD_LOG 64u
 
 typedef struct TestAgent {
     VdpIpcConn *conn;
@@ -38,6 +41,8 @@ typedef struct TestAgent {
      * size or a BEGIN inside a stream count as bad_frames). */
     unsigned clip_begins, clip_chunks, clip_aborts, clip_done;
     VdpIpcClipHead clip_head;                 /* the last BEGIN */
+    VdpIpcClipHead clip_heads[TEST_AGENT_HEAD_LOG];  /* every BEGIN, in order */
+    unsigned nclip_heads;
     bool clip_open;
     uint64_t clip_received;                   /* bytes of the open or last stream */
     uint32_t clip_abort_sel;

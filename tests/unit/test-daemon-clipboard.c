@@ -62,12 +62,17 @@ static bool verbose;
 static char *dbus_daemon_path;
 static char *bus_dir, *bus_socket, *bus_addr;
 
+/* CLIPBOARD messages the host saw, kept in order (the first ones). */
+#define CLIP_LOG 64
+
 /* What the host saw from the guest. */
 typedef struct HostRec {
     unsigned grabs[3], releases[3], clipboards, nones, requests, dropped;
     uint32_t grab_serial[3], grab_type[3];
     uint32_t clip_sel, clip_type;
     size_t clip_size;
+    uint32_t log_sel[CLIP_LOG], log_type[CLIP_LOG];
+    size_t log_size[CLIP_LOG];
 } HostRec;
 
 #define MAX_KIDS 4
@@ -370,6 +375,11 @@ static void on_host_message(void *user, const VdpMsg *m)
         r->requests++;
         break;
     case VD_AGENT_CLIPBOARD:
+        if (r->clipboards < CLIP_LOG) {
+            r->log_sel[r->clipboards] = m->u.clipboard.selection;
+            r->log_type[r->clipboards] = m->u.clipboard.type;
+            r->log_size[r->clipboards] = m->u.clipboard.size;
+        }
         r->clipboards++;
         r->clip_sel = m->u.clipboard.selection;
         r->clip_type = m->u.clipboard.type;
@@ -1607,6 +1617,490 @@ static void test_switch(void **state)
     test_agent_free(b);
 }
 
+/* ---- 10. order and backpressure (the review of vdd-clipboard.c) ---- */
+
+typedef struct MonWait {
+    bool done, ok;
+    GError *error;
+} MonWait;
+
+static void monitors_done(GObject *src, GAsyncResult *res, gpointer user)
+{
+    MonWait *w = user;
+    w->ok = vdh_host_set_monitors_finish(F->host, res, &w->error);
+    w->done = true;
+}
+
+static bool mon_finished(void *d)
+{
+    return ((MonWait *)d)->done;
+}
+
+static void assert_fetch_digest(Fetch *f, uint64_t size, const char *digest)
+{
+    if (f->error)
+        fail_msg("fetch: %s", f->error->message);
+    assert_int_equal(g_bytes_get_size(f->bytes), size);
+    char *got = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, f->bytes);
+    assert_string_equal(got, digest);
+    g_free(got);
+}
+
+/* PRIMARY grabs of the guest after the first one, while the host does
+ * not read: together far more than the port keeps behind a stream. */
+#define REGRABS 5000u
+
+static bool last_grab_seen(void *d)
+{
+    return F->rec.grabs[SEL_PRI] > 0 && F->rec.grab_serial[SEL_PRI] == REGRABS;
+}
+
+/* While a large guest answer streams to a host that reads slowly, the
+ * daemon's other messages to the host still get through: a guest GRAB and
+ * the REPLY to a monitors config (the stream used to fill the port's queue
+ * to its hard limit, and every whole message was dropped). */
+static void test_guest_msgs_during_stream(void **state)
+{
+    TestAgent *a = connected_agent();
+    uint64_t size = 32 * MIB;
+    char digest[65];
+    int fd = test_memfd(size, 21, SEALS, digest);
+    assert_true(fd >= 0);
+    Fetch f;
+    guest_offer_and_fetch(a, SEL_CB, PNG, &f);
+    /* the host (spice-server) stops reading the port for a while */
+    vdp_port_pause_read(F->host->port, true);
+    assert_true(test_agent_send_clip_fd(a, SEL_CB, PNG, size, fd));
+    close(fd);
+    test_spin(500);     /* the daemon queues as much as it will */
+    assert_true(test_agent_send_grab(a, SEL_PRI, UTF8));
+    /* then grabs it again and again (more than the port keeps behind a
+     * stream): what the host must end up with is the last one */
+    VdpMsg *g = g_new0(VdpMsg, 1);
+    g->type = VD_AGENT_CLIPBOARD_GRAB;
+    g->u.grab.selection = SEL_PRI;
+    g->u.grab.ntypes = VDP_MAX_GRAB_TYPES;
+    for (unsigned i = 0; i < REGRABS; i++) {
+        for (unsigned k = 0; k < VDP_MAX_GRAB_TYPES; k++)
+            g->u.grab.types[k] = i + 1 == REGRABS ? PNG : UTF8;
+        assert_true(test_agent_send_vdagent(a, g));
+        if (i % 100 == 0)
+            test_spin(1);
+    }
+    g_free(g);
+    VdpMonitorsConfig *mc = g_new0(VdpMonitorsConfig, 1);
+    mc->count = 1;
+    mc->monitors[0] = (VdpMonConfig){.width = 1024, .height = 768, .depth = 32};
+    /* static: a failed test leaves the operation to end in the teardown */
+    static MonWait w;
+    g_clear_error(&w.error);
+    memset(&w, 0, sizeof(w));
+    vdh_host_set_monitors_async(F->host, mc, LONG_WAIT_MS, NULL, monitors_done, &w);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_MONITORS_CONFIG], 1));
+    test_spin(200);
+    vdp_port_pause_read(F->host->port, false);
+    assert_true(test_wait(fetch_finished, &f, LONG_WAIT_MS));
+    assert_fetch_digest(&f, size, digest);
+    assert_true(wait_count(&F->rec.grabs[SEL_PRI], 1));
+    assert_true(test_wait(last_grab_seen, NULL, WAIT_MS));
+    printf("the host saw %u of %u PRIMARY grabs, the last with serial %u\n", F->rec.grabs[SEL_PRI],
+           REGRABS + 1, F->rec.grab_serial[SEL_PRI]);
+    assert_int_equal(F->rec.grab_type[SEL_PRI], PNG);
+    assert_true(test_wait(mon_finished, &w, LONG_WAIT_MS));
+    if (!w.ok)
+        fail_msg("monitors: %s", w.error ? w.error->message : "?");
+    g_clear_error(&w.error);
+    assert_int_equal(log_count("could not send"), 0);
+    assert_int_equal(F->rec.dropped, 0);
+    g_free(mc);
+    fetch_clear(&f);
+    test_agent_free(a);
+}
+
+/* Answers to the client keep the order of its requests: a memfd answer
+ * waiting behind another stream, then a small envelope answer, then a
+ * refused descriptor (empty data) all arrive in that order. */
+static void test_client_answers_in_order(void **state)
+{
+    TestAgent *a = connected_agent();
+    Fetch f;
+    guest_offer_and_fetch(a, SEL_PRI, PNG, &f);
+    assert_true(test_agent_send_grab(a, SEL_CB, UTF8));
+    assert_true(wait_count(&F->rec.grabs[SEL_CB], 1));
+    unsigned reqs = a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST];
+    for (unsigned i = 0; i < 3; i++)
+        host_request(SEL_CB, UTF8);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST], reqs + 3));
+    unsigned before = F->rec.clipboards;
+    vdp_port_pause_read(F->host->port, true);
+    char digest[65];
+    int fd = test_memfd(32 * MIB, 1, SEALS, digest);
+    assert_true(fd >= 0);
+    assert_true(test_agent_send_clip_fd(a, SEL_PRI, PNG, 32 * MIB, fd));   /* the host's fetch */
+    close(fd);
+    test_spin(300);
+    fd = test_memfd(1000, 2, SEALS, NULL);
+    assert_true(test_agent_send_clip_fd(a, SEL_CB, UTF8, 1000, fd));      /* CLIPBOARD request 1 */
+    close(fd);
+    assert_true(test_agent_send_clipboard(a, SEL_CB, UTF8, (const uint8_t *)"second", 6));   /* 2 */
+    fd = test_memfd(100, 3, 0, NULL);
+    assert_true(test_agent_send_clip_fd(a, SEL_CB, UTF8, 100, fd));       /* 3: unsealed, refused */
+    close(fd);
+    assert_true(test_wait(log_has_cb, "not sealed against shrinking and writing", WAIT_MS));
+    test_spin(200);
+    vdp_port_pause_read(F->host->port, false);
+    assert_true(test_wait(fetch_finished, &f, LONG_WAIT_MS));
+    assert_fetch_digest(&f, 32 * MIB, digest);
+    assert_true(wait_count(&F->rec.clipboards, before + 4));
+    const uint32_t want_sel[4] = {SEL_PRI, SEL_CB, SEL_CB, SEL_CB};
+    const size_t want_size[4] = {32 * MIB, 1000, 6, 0};
+    for (unsigned i = 0; i < 4; i++) {
+        printf("host got CLIPBOARD #%u: selection %u, %zu bytes\n", i, F->rec.log_sel[before + i],
+               F->rec.log_size[before + i]);
+        assert_int_equal(F->rec.log_sel[before + i], want_sel[i]);
+        assert_int_equal(F->rec.log_size[before + i], want_size[i]);
+    }
+    assert_int_equal(F->rec.log_type[before + 3], UTF8);
+    assert_int_equal(log_count("could not send"), 0);
+    fetch_clear(&f);
+    test_agent_free(a);
+}
+
+/* A client that floods GRABs while the agent does not read: the daemon
+ * stops reading the port instead of queueing towards the agent until it
+ * is disconnected; every GRAB arrives once the agent reads again. */
+#define FLOOD_GRABS 6000u
+static void test_client_flood_slow_agent(void **state)
+{
+    TestAgent *a = connected_agent();
+    test_agent_pause(a, true);
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    m->type = VD_AGENT_CLIPBOARD_GRAB;
+    m->u.grab.selection = SEL_CB;
+    m->u.grab.ntypes = VDP_MAX_GRAB_TYPES;
+    for (unsigned i = 0; i < VDP_MAX_GRAB_TYPES; i++)
+        m->u.grab.types[i] = UTF8;
+    gint64 t0 = g_get_monotonic_time();
+    bool resumed = false;
+    for (unsigned k = 0; k < FLOOD_GRABS; k++) {
+        m->u.grab.serial = k;
+        GError *error = NULL;
+        while (!vdh_send(F->host, m, &error)) {
+            g_clear_error(&error);
+            test_spin(5);
+            /* the host's own queue is full: let the agent read */
+            if (!resumed && g_get_monotonic_time() - t0 > 3 * G_USEC_PER_SEC) {
+                test_agent_pause(a, false);
+                resumed = true;
+            }
+            assert_true(g_get_monotonic_time() - t0 < (gint64)LONG_WAIT_MS * 1000);
+        }
+        if (k % 200 == 0)
+            test_spin(5);
+    }
+    g_free(m);
+    assert_true(test_wait(log_has_cb, "is behind, pausing the port", WAIT_MS));
+    test_spin(500);
+    test_agent_pause(a, false);
+    assert_true(wait_count_long(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], FLOOD_GRABS));
+    printf("%u client GRABs reached a slow agent in %.2f s\n", a->nmsgs[VD_AGENT_CLIPBOARD_GRAB],
+           (double)(g_get_monotonic_time() - t0) / 1e6);
+    assert_false(a->closed);
+    assert_int_equal(log_count("cannot queue"), 0);
+    assert_int_equal(a->bad_frames, 0);
+    test_agent_free(a);
+}
+
+/* The same for what the daemon itself forwards from the port to the
+ * active agent: MONITORS_CONFIG. */
+#define FLOOD_CONFIGS 4000u
+static void test_monitors_flood_slow_agent(void **state)
+{
+    TestAgent *a = connected_agent();
+    test_agent_pause(a, true);
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    m->type = VD_AGENT_MONITORS_CONFIG;
+    m->u.monitors.count = 16;
+    for (unsigned i = 0; i < 16; i++)
+        m->u.monitors.monitors[i] = (VdpMonConfig){.width = 640, .height = 480, .depth = 32, .x = 640 * (int)i};
+    gint64 t0 = g_get_monotonic_time();
+    bool resumed = false;
+    for (unsigned k = 0; k < FLOOD_CONFIGS; k++) {
+        GError *error = NULL;
+        while (!vdh_send(F->host, m, &error)) {
+            g_clear_error(&error);
+            test_spin(5);
+            if (!resumed && g_get_monotonic_time() - t0 > 3 * G_USEC_PER_SEC) {
+                test_agent_pause(a, false);
+                resumed = true;
+            }
+            assert_true(g_get_monotonic_time() - t0 < (gint64)LONG_WAIT_MS * 1000);
+        }
+        if (k % 200 == 0)
+            test_spin(5);
+    }
+    g_free(m);
+    assert_true(test_wait(log_has_cb, "is behind, pausing the port", WAIT_MS));
+    test_spin(500);
+    test_agent_pause(a, false);
+    assert_true(wait_count_long(&a->nmsgs[VD_AGENT_MONITORS_CONFIG], FLOOD_CONFIGS));
+    assert_false(a->closed);
+    assert_int_equal(log_count("cannot queue"), 0);
+    test_agent_free(a);
+}
+
+/* Refusals towards the agent keep the order of its requests: the 9th
+ * request on a selection is answered after the 8 that wait for the client,
+ * and any number of refusals during a stream all come after it. */
+#define DEFERRED_REFUSALS 12u
+static void test_agent_refusals_in_order(void **state)
+{
+    TestAgent *a = connected_agent();
+    GBytes *small = g_bytes_new_static("abc", 3);
+    host_offer(SEL_CB, UTF8, small);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    /* the host does not read for a moment: the requests wait */
+    vdp_port_pause_read(F->host->port, true);
+    for (unsigned i = 0; i < 9; i++)
+        assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    test_spin(300);
+    vdp_port_pause_read(F->host->port, false);
+    assert_true(wait_count(&a->clip_done, 9));
+    for (unsigned i = 0; i < 8; i++) {
+        assert_int_equal(a->clip_heads[i].type, UTF8);
+        assert_int_equal(a->clip_heads[i].size, 3);
+    }
+    assert_int_equal(a->clip_heads[8].type, VD_AGENT_CLIPBOARD_NONE);
+    /* a large stream to an agent that does not read, and refused
+     * requests meanwhile */
+    GBytes *big = pattern_bytes(16 * MIB, 3);
+    host_offer(SEL_CB, UTF8, big);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 2));
+    unsigned pauses = log_count("is behind, pausing the port");
+    test_agent_pause(a, true);
+    assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    gint64 t0 = g_get_monotonic_time();
+    while (log_count("is behind, pausing the port") == pauses) {
+        assert_true(g_get_monotonic_time() - t0 < (gint64)WAIT_MS * 1000);
+        test_spin(20);
+    }
+    for (unsigned i = 0; i < DEFERRED_REFUSALS; i++)
+        assert_true(test_agent_send_request(a, SEL_PRI, UTF8));   /* the client does not own PRIMARY */
+    test_spin(200);
+    test_agent_pause(a, false);
+    assert_true(wait_count_long(&a->clip_done, 10 + DEFERRED_REFUSALS));
+    assert_int_equal(a->clip_heads[9].selection, SEL_CB);
+    assert_int_equal(a->clip_heads[9].size, 16 * MIB);
+    for (unsigned i = 10; i < 10 + DEFERRED_REFUSALS; i++) {
+        assert_int_equal(a->clip_heads[i].selection, SEL_PRI);
+        assert_int_equal(a->clip_heads[i].type, VD_AGENT_CLIPBOARD_NONE);
+    }
+    test_spin(200);
+    assert_int_equal(a->clip_done, 10 + DEFERRED_REFUSALS);
+    assert_int_equal(a->bad_frames, 0);
+    g_bytes_unref(big);
+    g_bytes_unref(small);
+    test_agent_free(a);
+}
+
+static bool two_clients(void *d)
+{
+    return log_count("new client connected") >= 2;
+}
+
+/* The port was paused for a slow agent's stream when the host side went
+ * away: the next connection is read at once, not after the stall timeout
+ * (the pause used to outlive the stream and the connection). */
+static void test_port_lost_while_paused(void **state)
+{
+    TestAgent *a = connected_agent();
+    GBytes *big = pattern_bytes(16 * MIB, 4);
+    host_offer(SEL_CB, UTF8, big);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+    test_agent_pause(a, true);
+    assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    assert_true(test_wait(log_has_cb, "is behind, pausing the port", WAIT_MS));
+    vdh_host_free(F->host);
+    F->host = NULL;
+    /* a paused port notices the hang-up when it writes: the guest grabs */
+    assert_true(test_agent_send_grab(a, SEL_PRI, UTF8));
+    assert_true(test_wait(log_has_cb, "lost the host side of the agent port", WAIT_MS));
+    gint64 t0 = g_get_monotonic_time();
+    start_host(NULL);
+    host_ready();
+    assert_true(test_wait(two_clients, NULL, WAIT_MS));
+    printf("the new host connection was read after %.2f s\n", (double)(g_get_monotonic_time() - t0) / 1e6);
+    /* the agent reads again: its stream was aborted, nothing else broke */
+    test_agent_pause(a, false);
+    assert_true(test_wait(aborted, a, WAIT_MS));
+    assert_int_equal(a->clip_abort_sel, SEL_CB);
+    assert_false(a->closed);
+    assert_int_equal(a->bad_frames, 0);
+    g_bytes_unref(big);
+    test_agent_free(a);
+}
+
+/* A raw host that counts the REQUESTs it gets. */
+typedef struct RawHost {
+    bool open;
+    unsigned requests;
+} RawHost;
+
+static void rawh_state(void *user, VdpPortState st, const char *why)
+{
+    ((RawHost *)user)->open = st == VDP_PORT_STATE_OPEN;
+}
+
+static void rawh_message(void *user, uint32_t chunk_port, const VdpMsgHeader *hdr, const uint8_t *data,
+                         size_t len)
+{
+    if (hdr->type == VD_AGENT_CLIPBOARD_REQUEST)
+        ((RawHost *)user)->requests++;
+}
+
+static const VdpPortCallbacks rawh_cb = {.state_changed = rawh_state, .message = rawh_message};
+
+static bool rawh_open(void *d)
+{
+    return ((RawHost *)d)->open;
+}
+
+static void raw_clip(VdpPort *raw, const VdpLayout *l, uint8_t sel, const char *text)
+{
+    VdpMsg m = {.type = VD_AGENT_CLIPBOARD};
+    m.u.clipboard.selection = sel;
+    m.u.clipboard.type = UTF8;
+    m.u.clipboard.data = (const uint8_t *)text;
+    m.u.clipboard.size = strlen(text);
+    assert_int_equal(vdp_port_send_msg(raw, &m, l, NULL), VDP_OK);
+}
+
+static void raw_request_seen(TestAgent *a, RawHost *rh, unsigned n)
+{
+    assert_true(test_agent_send_request(a, SEL_CB, UTF8));
+    assert_true(wait_count(&rh->requests, n));
+}
+
+/* The client answers every request it got, also those the daemon already
+ * answered NONE (here: the client released the selection meanwhile), and
+ * the daemon may drop a client answer it cannot decode: either way the
+ * next answers still go to the right requests. */
+static void test_client_answers_aligned(void **state)
+{
+    RawHost rh = {0};
+    VdpPortConfig cfg = {.path = F->port_path, .mode = VDP_PORT_LISTEN, .dir = VDP_FROM_GUEST};
+    VdpPort *raw = vdp_port_new(NULL, &cfg, &rawh_cb, &rh);
+    assert_non_null(raw);
+    vdp_port_start(raw);
+    start_daemon(false, false);
+    TestAgent *a = agent_here(true);
+    assert_true(test_wait(rawh_open, &rh, WAIT_MS));
+    VdpLayout l = {.clipboard_selection = true, .grab_serial = true};
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    m->type = VD_AGENT_ANNOUNCE_CAPABILITIES;
+    m->u.announce.request = 1;
+    vdp_caps_init_host(&m->u.announce.caps);
+    assert_int_equal(vdp_port_send_msg(raw, m, &(VdpLayout){0}, NULL), VDP_OK);
+    memset(m, 0, sizeof(*m));
+    m->type = VD_AGENT_CLIPBOARD_GRAB;
+    m->u.grab.serial = 0;
+    m->u.grab.ntypes = 1;
+    m->u.grab.types[0] = UTF8;
+    assert_int_equal(vdp_port_send_msg(raw, m, &l, NULL), VDP_OK);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
+
+    /* R1 reaches the client, then the client releases: R1 gets NONE */
+    raw_request_seen(a, &rh, 1);
+    VdpMsg rel = {.type = VD_AGENT_CLIPBOARD_RELEASE};
+    assert_int_equal(vdp_port_send_msg(raw, &rel, &l, NULL), VDP_OK);
+    assert_true(wait_count(&a->clip_done, 1));
+    assert_int_equal(a->clip_heads[0].type, VD_AGENT_CLIPBOARD_NONE);
+    /* the client grabs again and R2 goes out; the client's answer to R1
+     * comes late, then the one to R2 */
+    m->u.grab.serial = 1;
+    assert_int_equal(vdp_port_send_msg(raw, m, &l, NULL), VDP_OK);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 2));
+    raw_request_seen(a, &rh, 2);
+    raw_clip(raw, &l, SEL_CB, "late-R1");
+    raw_clip(raw, &l, SEL_CB, "R2data");
+    assert_true(wait_count(&a->clip_done, 2));
+    assert_int_equal(a->clip_heads[1].type, UTF8);
+    assert_int_equal(a->clip_heads[1].size, 6);
+
+    /* R3's answer does not decode (a selection prefix and no type): R3
+     * gets NONE, R4 its own answer */
+    raw_request_seen(a, &rh, 3);
+    static const uint8_t broken[4] = {SEL_CB, 0, 0, 0};
+    assert_int_equal(vdp_port_send(raw, VDP_CLIENT_PORT, VD_AGENT_CLIPBOARD, broken, sizeof(broken)), VDP_OK);
+    assert_true(wait_count(&a->clip_done, 3));
+    assert_int_equal(a->clip_heads[2].type, VD_AGENT_CLIPBOARD_NONE);
+    raw_request_seen(a, &rh, 4);
+    raw_clip(raw, &l, SEL_CB, "R4");
+    assert_true(wait_count(&a->clip_done, 4));
+    assert_int_equal(a->clip_heads[3].size, 2);
+    test_spin(200);
+    assert_int_equal(a->clip_done, 4);
+    assert_int_equal(a->bad_frames, 0);
+    assert_false(a->closed);
+    g_free(m);
+    vdp_port_free(raw);
+    test_agent_free(a);
+}
+
+/* Guest data queued but not on the wire yet when the session locks goes
+ * out as empty data: nothing of the locked session crosses. */
+static void test_locked_drops_queued_data(void **state)
+{
+    TestAgent *a = one_session_agent(false);
+    Fetch f;
+    guest_offer_and_fetch(a, SEL_PRI, PNG, &f);
+    assert_true(test_agent_send_grab(a, SEL_CB, UTF8));
+    assert_true(wait_count(&F->rec.grabs[SEL_CB], 1));
+    unsigned reqs = a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST];
+    host_request(SEL_CB, UTF8);
+    assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST], reqs + 1));
+    unsigned before = F->rec.clipboards;
+    vdp_port_pause_read(F->host->port, true);
+    int fd = test_memfd(32 * MIB, 5, SEALS, NULL);
+    assert_true(test_agent_send_clip_fd(a, SEL_PRI, PNG, 32 * MIB, fd));
+    close(fd);
+    test_spin(300);
+    fd = test_memfd(1000, 6, SEALS, NULL);
+    assert_true(test_agent_send_clip_fd(a, SEL_CB, UTF8, 1000, fd));     /* waits behind PRIMARY */
+    close(fd);
+    test_spin(200);
+    set_locked(SESSION_PATH("2"), true);
+    assert_true(test_wait(flags_locked, a, WAIT_MS));
+    vdp_port_pause_read(F->host->port, false);
+    assert_true(test_wait(fetch_finished, &f, LONG_WAIT_MS));
+    assert_true(wait_count(&F->rec.clipboards, before + 2));
+    /* the stream that had begun is finished (its size is on the wire) */
+    assert_int_equal(F->rec.log_sel[before], SEL_PRI);
+    assert_int_equal(F->rec.log_size[before], 32 * MIB);
+    /* the one that waited went out empty */
+    assert_int_equal(F->rec.log_sel[before + 1], SEL_CB);
+    assert_int_equal(F->rec.log_type[before + 1], UTF8);
+    assert_int_equal(F->rec.log_size[before + 1], 0);
+    fetch_clear(&f);
+    test_agent_free(a);
+}
+
+/* The agent of a locked session leaves: the clipboard stays gated (the
+ * session is still locked), and says so. */
+static void test_locked_agent_gone(void **state)
+{
+    TestAgent *a = one_session_agent(false);
+    set_locked(SESSION_PATH("2"), true);
+    assert_true(test_wait(flags_locked, a, WAIT_MS));
+    test_agent_free(a);
+    assert_true(test_wait(log_has_cb, "no active agent", WAIT_MS));
+    json_object *root = status_now();
+    assert_string_equal(jpath(root, "clipboard", "locked_out"), "true");
+    json_object_put(root);
+    assert_int_equal(log_count("clipboard: shared again"), 0);
+    assert_int_equal(log_count("clipboard: not shared while"), 1);
+}
+
 int main(void)
 {
     verbose = g_getenv("VDD_TEST_VERBOSE") != NULL;
@@ -1626,6 +2120,9 @@ int main(void)
     g_unsetenv("LISTEN_PID");
     g_unsetenv("NOTIFY_SOCKET");
 
+    /* VDD_TEST_ONLY=pattern runs only the matching tests */
+    if (g_getenv("VDD_TEST_ONLY"))
+        cmocka_set_test_filter(g_getenv("VDD_TEST_ONLY"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_caps, setup_x, teardown),
         cmocka_unit_test_setup_teardown(test_client_grab, setup_x, teardown),
@@ -1646,12 +2143,21 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_agent, setup_x, teardown),
         cmocka_unit_test_setup_teardown(test_no_selection_cap, setup_x_nosel, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_msgs_during_stream, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_client_answers_in_order, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_client_flood_slow_agent, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_monitors_flood_slow_agent, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_refusals_in_order, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_port_lost_while_paused, setup_x, teardown),
+        cmocka_unit_test_setup_teardown(test_client_answers_aligned, setup_nohost, teardown),
     };
     const struct CMUnitTest bus_tests[] = {
         cmocka_unit_test_setup_teardown(test_locked, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_locked_allowed, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_greeter, setup_bus, teardown),
         cmocka_unit_test_setup_teardown(test_switch, setup_bus, teardown),
+        cmocka_unit_test_setup_teardown(test_locked_drops_queued_data, setup_bus, teardown),
+        cmocka_unit_test_setup_teardown(test_locked_agent_gone, setup_bus, teardown),
     };
     int rc = cmocka_run_group_tests_name("daemon clipboard", tests, NULL, NULL);
     if (bus_ok)
