@@ -53,6 +53,11 @@ typedef struct VaClipBackendOps {
     void (*fetch)(VaClipBackend *b, unsigned sel, uint32_t type);
     /* Stop the running fetch on sel without calling va_clip_fetch_done. */
     void (*fetch_cancel)(VaClipBackend *b, unsigned sel);
+    /* Reading the daemon has stayed paused (va_clip_set_backlog) for the
+     * application timeout: give up the requestors that hold the buffered
+     * data (INCR readers behind by more than a piece), so that one slow
+     * application cannot keep the whole daemon connection unread. */
+    void (*shed)(VaClipBackend *b);
 } VaClipBackendOps;
 
 struct VaClipBackend {
@@ -78,7 +83,8 @@ void va_clip_client_lost(VaClipboard *cb, unsigned sel);
 bool va_clip_want_data(VaClipboard *cb, unsigned sel, uint32_t type);
 /* Bytes the backend holds for requestors that read slower than the data
  * arrives: above a high mark the core stops reading the IPC, below a low
- * mark it reads again. */
+ * mark it reads again; paused for the application timeout, it asks the
+ * backend to shed the slow requestors. */
 void va_clip_set_backlog(VaClipboard *cb, size_t bytes);
 /* Guest data for the running fetch on sel. Returns false when the data is
  * over the client's maximum or cannot be stored: the backend stops the
@@ -92,6 +98,8 @@ void va_clip_fetch_done(VaClipboard *cb, unsigned sel, bool ok);
 
 typedef struct VaClipStats {
     size_t backlog_peak;        /* largest va_clip_set_backlog() value seen */
+    size_t backlog;             /* the last va_clip_set_backlog() value */
+    bool reading_paused;        /* the daemon's IPC is not read (backlog) */
     unsigned requests_sent;     /* REQUESTs sent to the daemon */
     unsigned answer_timeouts;   /* REQUESTs that timed out */
     unsigned fetches_done;      /* guest data answers sent (data or empty) */

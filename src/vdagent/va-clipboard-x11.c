@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <X11/Xatom.h>
@@ -45,6 +46,11 @@
 #define VA_CLIP_X11_CONV_BUF 8192u
 /* Bytes of a ChangeProperty request that are not data (head, margin). */
 #define VA_CLIP_X11_REQ_OVERHEAD 256u
+/* Properties used in turn for the TARGETS requests on a selection: each
+ * owner change asks the new owner with the next one, so a late answer of
+ * one of the previous owners (it names its property) is told apart from
+ * the current owner's. */
+#define VA_CLIP_X11_TARGETS_PROPS 4u
 
 #define NTYPES (VD_AGENT_CLIPBOARD_IMAGE_JPG + 1)
 
@@ -106,6 +112,8 @@ typedef struct GuestSel {
     /* TARGETS */
     bool targets_pending;
     gint64 targets_deadline;
+    unsigned targets_slot;  /* prop_targets[sel][slot] of the current request */
+    Time targets_time;      /* its time */
     Atom type_target[NTYPES];
     /* data fetch */
     bool fetching;
@@ -124,7 +132,7 @@ struct X11Backend {
     int xfixes_event;
     size_t piece;
     Atom sel_atom[VA_CLIP_NSEL];
-    Atom prop_targets[VA_CLIP_NSEL], prop_data[VA_CLIP_NSEL];
+    Atom prop_targets[VA_CLIP_NSEL][VA_CLIP_X11_TARGETS_PROPS], prop_data[VA_CLIP_NSEL];
     Atom a_targets, a_timestamp, a_multiple, a_incr, a_atom_pair, a_utf8, a_text_plain_utf8,
         a_text_plain_UTF8, a_text, a_string, a_integer;
     Atom a_png, a_bmp, a_xbmp, a_msbmp, a_winbmp, a_tiff, a_jpeg;
@@ -469,9 +477,9 @@ static size_t total_backlog(X11Backend *b)
     return n;
 }
 
-/* Drop the bytes every reader has consumed; free the stream when it is
- * complete and nobody reads it any more. */
-static void stream_trim(X11Backend *b, Stream *s)
+/* Drop the bytes every INCR reader has consumed (all of them when none is
+ * left). */
+static void stream_drop_consumed(Stream *s)
 {
     uint64_t min = s->got;
     for (guint i = 0; i < s->items->len; i++) {
@@ -483,17 +491,28 @@ static void stream_trim(X11Backend *b, Stream *s)
         g_byte_array_remove_range(s->buf, 0, (guint)(min - s->base));
         s->base = min;
     }
+}
+
+static void stream_trim(X11Backend *b, Stream *s)
+{
+    stream_drop_consumed(s);
     va_clip_set_backlog(b->base.core, total_backlog(b));
 }
 
+/* Free the streams that are complete and that nobody reads any more, and
+ * drop what no reader needs from the others: a reader given up (gone,
+ * timed out) while the stream is still coming must not keep its bytes
+ * counted, or the core would stay paused with nothing left to drain it. */
 static void stream_gc(X11Backend *b)
 {
     for (guint i = 0; i < b->streams->len;) {
         Stream *s = g_ptr_array_index(b->streams, i);
-        if (!s->receiving && s->items->len == 0)
+        if (!s->receiving && s->items->len == 0) {
             stream_free(b, s);
-        else
+        } else {
+            stream_drop_consumed(s);
             i++;
+        }
     }
     va_clip_set_backlog(b->base.core, total_backlog(b));
 }
@@ -801,8 +820,10 @@ static void on_selection_request(X11Backend *b, const XSelectionRequestEvent *e)
         return;
     }
     unsigned sel = (unsigned)si;
+    /* X times are 32-bit and wrap (every 49.7 days): compare them on the
+     * circle, as the server does. */
     if (e->time != CurrentTime && b->claim_time[sel] != CurrentTime &&
-        (long)(e->time - b->claim_time[sel]) < 0) {
+        (int32_t)(uint32_t)(e->time - b->claim_time[sel]) < 0) {
         refuse(b, e);    /* a request from before we owned it (ICCCM) */
         return;
     }
@@ -945,6 +966,25 @@ static void x_unclaim(VaClipBackend *base, unsigned sel)
     all_reqs_check(b);
 }
 
+static void x_shed(VaClipBackend *base)
+{
+    X11Backend *b = (X11Backend *)base;
+    for (guint i = 0; i < b->streams->len; i++) {
+        Stream *s = g_ptr_array_index(b->streams, i);
+        GPtrArray *copy = g_ptr_array_copy(s->items, NULL, NULL);
+        for (guint j = 0; j < copy->len; j++) {
+            Item *it = g_ptr_array_index(copy, j);
+            if (it->st == IT_INCR && s->got - it->off > b->piece) {
+                APP_LOG(b, "clipboard: requestor 0x%lx reads an INCR transfer too slowly; "
+                           "dropped", it->req->requestor);
+                item_fail(it);
+            }
+        }
+        g_ptr_array_free(copy, TRUE);
+    }
+    all_reqs_check(b);
+}
+
 /* ---- guest owners (guest -> host) ---- */
 
 static void fetch_end(X11Backend *b, unsigned sel, bool ok)
@@ -1036,13 +1076,16 @@ static bool read_prop(X11Backend *b, unsigned sel, Atom *type_out, bool *empty, 
             XFree(data);
             return true;
         }
-        /* Text: TEXT may come back as STRING (Latin-1) or as COMPOUND_TEXT,
-         * which we do not convert. */
+        /* Text: the type, not the target asked, says the encoding (TEXT may
+         * come back as STRING, STRING as UTF8_STRING); COMPOUND_TEXT and
+         * others are not converted. */
         if (type != None && b->g[sel].fetch_type == VD_AGENT_CLIPBOARD_UTF8_TEXT) {
             if (type == b->a_string)
                 b->g[sel].fetch_latin1 = true;
-            else if (type != b->a_utf8 && type != b->a_text_plain_utf8 &&
-                     type != b->a_text_plain_UTF8 && type != b->a_text) {
+            else if (type == b->a_utf8 || type == b->a_text_plain_utf8 ||
+                     type == b->a_text_plain_UTF8)
+                b->g[sel].fetch_latin1 = false;
+            else if (type != b->a_text) {
                 APP_LOG(b, "clipboard: guest text of an unsupported encoding refused");
                 if (data)
                     XFree(data);
@@ -1117,8 +1160,18 @@ static void on_fetch_property(X11Backend *b, unsigned sel)
 static void on_targets_notify(X11Backend *b, unsigned sel, const XSelectionEvent *e)
 {
     GuestSel *g = &b->g[sel];
-    if (!g->targets_pending)
+    Atom prop = b->prop_targets[sel][g->targets_slot];
+    /* The answer to the current request names its property; a refusal
+     * (None) carries the request's time. Anything else is a late answer
+     * to an earlier request (a previous owner): dropped. */
+    bool current = e->property != None ? e->property == prop : e->time == g->targets_time;
+    if (!g->targets_pending || !current) {
+        /* (not left on the server; only our own TARGETS properties) */
+        for (unsigned i = 0; i < VA_CLIP_X11_TARGETS_PROPS && e->property != None; i++)
+            if (e->property == b->prop_targets[sel][i] && e->property != prop)
+                XDeleteProperty(b->dpy, b->win, e->property);
         return;
+    }
     g->targets_pending = false;
     update_tick(b);
     uint32_t types[NTYPES];
@@ -1134,7 +1187,7 @@ static void on_targets_notify(X11Backend *b, unsigned sel, const XSelectionEvent
         unsigned long nitems = 0, after = 0;
         unsigned char *data = NULL;
         va_x11_trap_push(b->x);
-        int st = XGetWindowProperty(b->dpy, b->win, b->prop_targets[sel], 0,
+        int st = XGetWindowProperty(b->dpy, b->win, prop, 0,
                                     VA_CLIP_X11_MAX_TARGETS, True, AnyPropertyType, &type, &format,
                                     &nitems, &after, &data);
         int err = va_x11_trap_pop(b->x);
@@ -1197,8 +1250,11 @@ static void on_owner_change(X11Backend *b, const XFixesSelectionNotifyEvent *e)
     }
     g->targets_pending = true;
     g->targets_deadline = deadline_in(b);
-    XDeleteProperty(b->dpy, b->win, b->prop_targets[sel]);
-    XConvertSelection(b->dpy, b->sel_atom[sel], b->a_targets, b->prop_targets[sel], b->win,
+    g->targets_slot = (g->targets_slot + 1) % VA_CLIP_X11_TARGETS_PROPS;
+    g->targets_time = e->selection_timestamp;
+    Atom prop = b->prop_targets[sel][g->targets_slot];
+    XDeleteProperty(b->dpy, b->win, prop);
+    XConvertSelection(b->dpy, b->sel_atom[sel], b->a_targets, prop, b->win,
                       e->selection_timestamp);
     update_tick(b);
 }
@@ -1370,6 +1426,7 @@ static const VaClipBackendOps x11_ops = {
     .data_end = x_data_end,
     .fetch = x_fetch,
     .fetch_cancel = x_fetch_cancel,
+    .shed = x_shed,
 };
 
 VaClipBackend *va_clip_x11_new(VaClipboard *core, VaX11 *x, GMainContext *ctx, GError **error)
@@ -1401,8 +1458,13 @@ VaClipBackend *va_clip_x11_new(VaClipboard *core, VaX11 *x, GMainContext *ctx, G
 
     b->sel_atom[0] = va_x11_atom(x, "CLIPBOARD");
     b->sel_atom[1] = XA_PRIMARY;
-    b->prop_targets[0] = va_x11_atom(x, "_VDAGENT_TARGETS_CLIPBOARD");
-    b->prop_targets[1] = va_x11_atom(x, "_VDAGENT_TARGETS_PRIMARY");
+    for (unsigned sel = 0; sel < VA_CLIP_NSEL; sel++)
+        for (unsigned i = 0; i < VA_CLIP_X11_TARGETS_PROPS; i++) {
+            char name[64];
+            snprintf(name, sizeof(name), "_VDAGENT_TARGETS_%s_%u", sel ? "PRIMARY" : "CLIPBOARD",
+                     i);
+            b->prop_targets[sel][i] = va_x11_atom(x, name);
+        }
     b->prop_data[0] = va_x11_atom(x, "_VDAGENT_DATA_CLIPBOARD");
     b->prop_data[1] = va_x11_atom(x, "_VDAGENT_DATA_PRIMARY");
     b->a_targets = va_x11_atom(x, "TARGETS");

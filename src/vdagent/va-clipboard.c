@@ -10,6 +10,7 @@
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -58,6 +59,11 @@ typedef struct SelState {
     bool want;
     uint32_t want_type;
     GSource *want_timer;
+    /* REQUESTs given up before their answer began (timed out, or the
+     * client's ownership ended): the daemon still answers each of them, in
+     * order, before the answer to any later REQUEST, so that many answers
+     * on this selection are dropped. No memory: a counter. */
+    unsigned stale;
 
     /* guest -> host: queued client requests (types), the running fetch */
     uint32_t creq[VA_CLIP_MAX_CLIENT_REQUESTS];
@@ -85,6 +91,7 @@ struct VaClipboard {
     uint32_t stream_sel, stream_type;
     uint64_t stream_size, stream_got;
     GSource *stall_timer;
+    GSource *pause_timer;       /* reading paused for too long */
 
     TimerArg targ[VA_CLIP_NSEL];
     bool paused;
@@ -222,10 +229,12 @@ bool va_clip_fetch_write(VaClipboard *cb, unsigned sel, const uint8_t *p, size_t
     SelState *s = &cb->sel[sel];
     if (s->fetch_over)
         return false;
-    if (n > client_max(cb) - s->fetch_size) {
+    /* (the maximum may have been lowered below what the fetch holds) */
+    uint64_t max = client_max(cb);
+    if (s->fetch_size > max || n > max - s->fetch_size) {
         g_message("clipboard: the guest's %s data on %s is larger than the client accepts "
                   "(%" G_GUINT64_FORMAT " bytes); sending none", type_name(s->fetch_type),
-                  sel_name(sel), client_max(cb));
+                  sel_name(sel), max);
         s->fetch_over = true;
         return false;
     }
@@ -281,10 +290,14 @@ void va_clip_fetch_done(VaClipboard *cb, unsigned sel, bool ok)
             VdpIpcClipHead h = {.selection = sel, .type = s->fetch_type, .size = s->fetch_size};
             uint8_t buf[VDP_IPC_CLIP_HEAD_SIZE];
             size_t n = vdp_ipc_clip_head_encode(&h, buf, sizeof(buf));
-            if (n && vdp_ipc_conn_send(cb->conn, VDP_IPC_CLIP_DATA_FD, 0, buf, n, &fd, 1) == VDP_OK)
+            if (n && vdp_ipc_conn_send(cb->conn, VDP_IPC_CLIP_DATA_FD, 0, buf, n, &fd, 1) == VDP_OK) {
                 s->fetch_fd = -1;    /* the connection owns it now */
-            else
-                g_warning("clipboard: cannot pass the guest's data to the daemon");
+            } else {
+                /* Every request gets exactly one answer (vdp-ipc-msg.h):
+                 * the daemon's queue for this selection must not wait. */
+                g_warning("clipboard: cannot pass the guest's data to the daemon; answering no data");
+                send_empty(cb, sel, VD_AGENT_CLIPBOARD_NONE);
+            }
         }
     }
     fetch_reset(s);
@@ -367,12 +380,24 @@ static void want_end(VaClipboard *cb, unsigned sel, bool ok)
     cb->backend->ops->data_end(cb->backend, sel, ok);
 }
 
+/* Give up the outstanding REQUEST on sel whose answer has not begun: its
+ * answer, when it comes, is not for whatever is asked next. */
+static void want_give_up(VaClipboard *cb, unsigned sel)
+{
+    SelState *s = &cb->sel[sel];
+    if (!s->want)
+        return;
+    if (s->stale < UINT_MAX)
+        s->stale++;
+    want_end(cb, sel, false);
+}
+
 /* The client's ownership of sel ended: a request not answered yet is
  * refused; data already streaming still goes to its requestors. */
 static void want_end_unless_streaming(VaClipboard *cb, unsigned sel)
 {
     if (!(cb->stream_open && cb->stream_sel == sel && !cb->stream_discard))
-        want_end(cb, sel, false);
+        want_give_up(cb, sel);
 }
 
 static gboolean on_want_timeout(gpointer data)
@@ -387,8 +412,7 @@ static gboolean on_want_timeout(gpointer data)
                      "within %u ms; refusing the application",
                  type_name(s->want_type), sel_name(a->sel), cb->host_answer_ms);
         cb->stats.answer_timeouts++;
-        s->want = false;
-        cb->backend->ops->data_end(cb->backend, a->sel, false);
+        want_give_up(cb, a->sel);
     }
     return G_SOURCE_REMOVE;
 }
@@ -419,6 +443,7 @@ static void set_paused(VaClipboard *cb, bool pause);
 
 void va_clip_set_backlog(VaClipboard *cb, size_t bytes)
 {
+    cb->stats.backlog = bytes;
     if (bytes > cb->stats.backlog_peak)
         cb->stats.backlog_peak = bytes;
     if (!cb->paused && bytes > VA_CLIP_BACKLOG_HIGH)
@@ -428,6 +453,7 @@ void va_clip_set_backlog(VaClipboard *cb, size_t bytes)
 }
 
 static gboolean on_stall_timeout(gpointer data);
+static gboolean on_pause_timeout(gpointer data);
 
 static void stall_timer_restart(VaClipboard *cb)
 {
@@ -441,7 +467,28 @@ static void set_paused(VaClipboard *cb, bool pause)
     cb->paused = pause;
     if (cb->conn)
         vdp_ipc_conn_pause_read(cb->conn, pause);
+    stop_timer(&cb->pause_timer);
+    if (pause)
+        cb->pause_timer = start_timer(cb, cb->app_ms, on_pause_timeout, cb);
     stall_timer_restart(cb);
+}
+
+/* The requestors did not drain the backlog within the application timeout:
+ * everything else from the daemon (the other selection, the display, file
+ * transfers) waits behind them, so they are given up. */
+static gboolean on_pause_timeout(gpointer data)
+{
+    VaClipboard *cb = data;
+    g_source_unref(cb->pause_timer);
+    cb->pause_timer = NULL;
+    if (!cb->paused)
+        return G_SOURCE_REMOVE;
+    PEER_LOG(cb, "clipboard: applications read the client's data too slowly (the daemon has "
+                 "not been read for %u ms); dropping them", cb->app_ms);
+    cb->backend->ops->shed(cb->backend);
+    if (cb->paused && !cb->pause_timer)
+        cb->pause_timer = start_timer(cb, cb->app_ms, on_pause_timeout, cb);
+    return G_SOURCE_REMOVE;
 }
 
 /* The open stream ends (complete or not). The daemon may still send chunks
@@ -482,7 +529,12 @@ static void stream_begin(VaClipboard *cb, const VdpIpcClipHead *h)
     cb->stream_size = h->size;
     cb->stream_got = 0;
     SelState *s = h->selection < VA_CLIP_NSEL ? &cb->sel[h->selection] : NULL;
-    if (!s || !s->want) {
+    if (s && s->stale > 0) {
+        g_debug("clipboard: the late answer to a request given up on %s; dropped",
+                sel_name(h->selection));
+        s->stale--;
+        cb->stream_discard = true;
+    } else if (!s || !s->want) {
         PEER_LOG(cb, "clipboard: %s data for %s that nobody waits for; dropped",
                  type_name(h->type), sel_name(h->selection));
         cb->stream_discard = true;
@@ -622,10 +674,12 @@ static void drop_conn_state(VaClipboard *cb)
         cb->paused = false;
         if (cb->conn)
             vdp_ipc_conn_pause_read(cb->conn, false);
+        stop_timer(&cb->pause_timer);
     }
     for (unsigned sel = 0; sel < VA_CLIP_NSEL; sel++) {
         SelState *s = &cb->sel[sel];
         want_end(cb, sel, false);
+        s->stale = 0;       /* nothing more comes on this connection */
         if (s->fetching) {
             cb->backend->ops->fetch_cancel(cb->backend, sel);
             fetch_reset(s);
@@ -649,6 +703,7 @@ void va_clipboard_free(VaClipboard *cb)
         fetch_reset(&cb->sel[sel]);
     }
     stop_timer(&cb->stall_timer);
+    stop_timer(&cb->pause_timer);
     g_main_context_unref(cb->ctx);
     g_free(cb);
 }
@@ -666,6 +721,10 @@ void va_clipboard_set_conn(VaClipboard *cb, VdpIpcConn *conn)
      * guest's selections are announced when it says so. */
     cb->flags = 0;
     cb->max_clipboard = VDP_MAX_CLIPBOARD_DEFAULT;
+    /* Requestors may still hold a backlog of the old connection's data:
+     * the new connection starts paused if it is above the mark. */
+    if (conn)
+        va_clip_set_backlog(cb, cb->stats.backlog);
 }
 
 void va_clipboard_session_state(VaClipboard *cb, uint32_t flags)
@@ -770,6 +829,7 @@ bool va_clipboard_handle_frame(VaClipboard *cb, const VdpIpcHeader *hdr, const u
 void va_clipboard_get_stats(const VaClipboard *cb, VaClipStats *st)
 {
     *st = cb->stats;
+    st->reading_paused = cb->paused;
 }
 
 void va_clipboard_set_timeouts(VaClipboard *cb, unsigned host_answer_ms, unsigned app_ms)

@@ -127,6 +127,12 @@ typedef struct Daemon {
     uint64_t gen_size, gen_sent;
     uint64_t gen_pause_at;  /* stop sending at this offset until cleared */
     uint32_t gen_sel, gen_type;
+    /* Requests not answered (ANSWER_NEVER) per selection. Like the real
+     * daemon, every request gets its answer in order: these are answered
+     * late, before the next answer on their selection, with late_type
+     * (NONE, or 5 bytes "late!"). */
+    unsigned owed[VDP_IPC_CLIP_SELECTION_MAX + 1];
+    uint32_t late_type;
     bool gen_active;
     uint32_t gen_state;
     GChecksum *gen_sum;
@@ -215,8 +221,20 @@ static void gen_pump(void)
 
 static void daemon_answer(uint32_t sel, uint32_t type)
 {
-    if (dm.answer == ANSWER_NEVER)
+    assert_true(sel < G_N_ELEMENTS(dm.owed));
+    if (dm.answer == ANSWER_NEVER) {
+        dm.owed[sel]++;
         return;
+    }
+    for (; dm.owed[sel] > 0; dm.owed[sel]--) {
+        if (dm.late_type == VD_AGENT_CLIPBOARD_NONE) {
+            send_head(VDP_IPC_CLIP_BEGIN, sel, VD_AGENT_CLIPBOARD_NONE, 0);
+            continue;
+        }
+        send_head(VDP_IPC_CLIP_BEGIN, sel, dm.late_type, 5);
+        assert_int_equal(vdp_ipc_conn_send(dm.conn, VDP_IPC_CLIP_CHUNK, 0,
+                                           (const uint8_t *)"late!", 5, NULL, 0), VDP_OK);
+    }
     if (dm.answer == ANSWER_NONE) {
         send_head(VDP_IPC_CLIP_BEGIN, sel, VD_AGENT_CLIPBOARD_NONE, 0);
         return;
@@ -722,6 +740,7 @@ static void reset_daemon(void)
     dm.gen_size = 0;
     dm.gen_pause_at = 0;
     dm.gen_active = false;
+    dm.late_type = VD_AGENT_CLIPBOARD_NONE;    /* (owed answers stay owed) */
 }
 
 static int setup_all(void **state)
@@ -907,6 +926,8 @@ typedef struct Conv {
     GByteArray *data;
     unsigned pieces;
     unsigned stop_after;    /* destroy the window after this many pieces */
+    bool stall;             /* start an INCR transfer, then never read */
+    bool destroyed;         /* the window is gone already */
     Window win;
 } Conv;
 
@@ -953,6 +974,8 @@ static bool conv_step(void *p)
             if (type == XInternAtom(tdpy, "INCR", False)) {
                 c->incr = true;
                 XDeleteProperty(tdpy, c->win, c->prop);
+                if (c->stall)
+                    c->done = true;     /* and never delete the first piece */
             } else {
                 conv_read(c, true);
                 c->done = true;
@@ -963,6 +986,7 @@ static bool conv_step(void *p)
             c->pieces++;
             if (c->stop_after && c->pieces >= c->stop_after) {
                 XDestroyWindow(tdpy, c->win);
+                c->destroyed = true;
                 c->done = true;
             }
         }
@@ -977,28 +1001,44 @@ static bool conv_step(void *p)
     return c->done;
 }
 
-static Conv *convert(uint32_t sel, const char *target, unsigned stop_after,
-                     const Atom *multiple_pairs, unsigned npairs)
+static Conv *convert_at(uint32_t sel, const char *target, unsigned stop_after, bool stall,
+                        const Atom *multiple_pairs, unsigned npairs, Time time);
+
+static Conv *convert_ex(uint32_t sel, const char *target, unsigned stop_after, bool stall,
+                        const Atom *multiple_pairs, unsigned npairs)
+{
+    return convert_at(sel, target, stop_after, stall, multiple_pairs, npairs, CurrentTime);
+}
+
+static Conv *convert_at(uint32_t sel, const char *target, unsigned stop_after, bool stall,
+                        const Atom *multiple_pairs, unsigned npairs, Time time)
 {
     Conv *c = g_new0(Conv, 1);
     c->data = g_byte_array_new();
     c->target = XInternAtom(tdpy, target, False);
     c->prop = XInternAtom(tdpy, "TEST_PROP", False);
     c->stop_after = stop_after;
+    c->stall = stall;
     c->win = XCreateSimpleWindow(tdpy, DefaultRootWindow(tdpy), 0, 0, 1, 1, 0, 0, 0);
     XSelectInput(tdpy, c->win, PropertyChangeMask);
     if (multiple_pairs)
         XChangeProperty(tdpy, c->win, c->prop, XInternAtom(tdpy, "ATOM_PAIR", False), 32,
                         PropModeReplace, (const unsigned char *)multiple_pairs, (int)npairs);
-    XConvertSelection(tdpy, sel_atom(sel), c->target, c->prop, c->win, CurrentTime);
+    XConvertSelection(tdpy, sel_atom(sel), c->target, c->prop, c->win, time);
     XFlush(tdpy);
     assert_true(wait_for(conv_step, c, BIG_WAIT_MS));
     return c;
 }
 
+static Conv *convert(uint32_t sel, const char *target, unsigned stop_after,
+                     const Atom *multiple_pairs, unsigned npairs)
+{
+    return convert_ex(sel, target, stop_after, false, multiple_pairs, npairs);
+}
+
 static void conv_free(Conv *c)
 {
-    if (!c->stop_after)
+    if (!c->destroyed)
         XDestroyWindow(tdpy, c->win);
     g_byte_array_unref(c->data);
     g_free(c);
@@ -1079,6 +1119,45 @@ static void test_targets_timestamp_multiple(void **state)
     XFree(d);
     conv_free(c);
     printf("  MULTIPLE: 4 pairs, the one not offered refused, one request for both texts\n");
+}
+
+/* X timestamps are 32-bit milliseconds that wrap every 49.7 days; "earlier
+ * than the acquisition" (refused, ICCCM) is decided modulo 2^32 like the X
+ * server does, so that requests after a wrap are not all refused while a
+ * selection taken before it is owned. */
+static void test_request_time_wraps(void **state)
+{
+    (void)state;
+    reset_daemon();
+    dm.host_data = g_bytes_new_static("timely", 6);
+    uint32_t types[] = {T_UTF8};
+    client_owns(SEL_CB, types, 1);
+    Conv *c = convert(SEL_CB, "TIMESTAMP", 0, NULL, 0);
+    assert_int_equal(c->data->len, sizeof(long));
+    uint32_t acq = (uint32_t)*(long *)c->data->data;
+    conv_free(c);
+    struct {
+        uint32_t delta;     /* request time - acquisition time, mod 2^32 */
+        bool served;
+    } cases[] = {
+        {0, true},
+        {1000, true},
+        {0x7fff0000u, true},            /* later, by almost half the circle */
+        {0u - 1000u, false},            /* 1 s before the acquisition */
+        {0x80010000u, false},           /* earlier, by almost half the circle */
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        Time t = (Time)(uint32_t)(acq + cases[i].delta);
+        c = convert_at(SEL_CB, "UTF8_STRING", 0, false, NULL, 0, t == CurrentTime ? 1 : t);
+        if (cases[i].served) {
+            assert_int_equal(c->data->len, 6);
+            assert_memory_equal(c->data->data, "timely", 6);
+        } else {
+            assert_int_equal(c->type, None);
+        }
+        conv_free(c);
+    }
+    printf("  request times compared with the acquisition time modulo 2^32\n");
 }
 
 static long vm_hwm_kb(void)
@@ -1253,6 +1332,46 @@ static void test_daemon_never_answers(void **state)
     printf("  NONE refused at once; the next paste works\n");
 }
 
+/* The IPC rules: answers come in the order of the requests, per selection.
+ * A request the module gave up on (the client did not start answering in
+ * time) still gets its answer later, and that answer must not be taken for
+ * the answer to the next request: the application pasting next gets its
+ * own data, not the late one nor a refusal. */
+static void test_late_answer(void **state)
+{
+    (void)state;
+    reset_daemon();
+    dm.answer = ANSWER_NEVER;
+    uint32_t types[] = {T_UTF8, T_PNG};
+    client_owns(SEL_PRI, types, 2);
+    /* (the test's own requestor: xclip would retry another target) */
+    Conv *c = convert(SEL_PRI, "image/png", 0, NULL, 0);
+    assert_int_equal(c->type, None);        /* given up after 3 s */
+    conv_free(c);
+    /* the client answers that request late, just before the next answer */
+    dm.answer = ANSWER_DATA;
+    dm.host_data = g_bytes_new_static("on time", 7);
+    dm.late_type = T_PNG;
+    c = convert(SEL_PRI, "UTF8_STRING", 0, NULL, 0);
+    assert_int_equal(c->type, XInternAtom(tdpy, "UTF8_STRING", False));
+    assert_int_equal(c->data->len, 7);
+    assert_memory_equal(c->data->data, "on time", 7);
+    conv_free(c);
+    /* a late answer of the same type is not pasted either */
+    dm.answer = ANSWER_NEVER;
+    c = convert(SEL_PRI, "UTF8_STRING", 0, NULL, 0);
+    assert_int_equal(c->type, None);
+    conv_free(c);
+    dm.answer = ANSWER_DATA;
+    dm.late_type = T_UTF8;
+    c = convert(SEL_PRI, "UTF8_STRING", 0, NULL, 0);
+    assert_int_equal(c->data->len, 7);
+    assert_memory_equal(c->data->data, "on time", 7);
+    conv_free(c);
+    host_release(SEL_PRI);
+    printf("  answers to requests given up on are dropped, not given to the next paste\n");
+}
+
 static bool gen_done(void *p)
 {
     (void)p;
@@ -1326,15 +1445,165 @@ static void test_requestor_vanishes(void **state)
     printf("  requestor destroyed mid-INCR: dropped; small and INCR pastes work after it\n");
 }
 
+static bool reading_paused(void *p)
+{
+    (void)p;
+    VaClipStats st;
+    va_clipboard_get_stats(clip, &st);
+    return st.reading_paused;
+}
+
+static bool reading_resumed(void *p)
+{
+    (void)p;
+    VaClipStats st;
+    va_clipboard_get_stats(clip, &st);
+    return !st.reading_paused && st.backlog == 0;
+}
+
+/* A requestor starts an INCR transfer of 16 MiB and then stops reading
+ * (first round) or destroys its window (second round) while the module
+ * holds so much of the client's data that it stopped reading the daemon.
+ * Once the requestor is given up (the 3 s application timeout, or the
+ * DestroyNotify) the module must drop what it buffered for it and read the
+ * IPC again: otherwise the whole daemon connection stays paused for good
+ * (nothing else from the daemon is read, the rest of the stream never
+ * arrives, every later paste hangs). */
+static void test_stalled_reader_while_paused(void **state)
+{
+    (void)state;
+    for (int destroy = 0; destroy <= 1; destroy++) {
+        reset_daemon();
+        dm.gen_size = 16u * 1024u * 1024u;
+        uint32_t types[] = {T_UTF8};
+        client_owns(SEL_CB, types, 1);
+        Conv *c = convert_ex(SEL_CB, "UTF8_STRING", 0, true, NULL, 0);
+        assert_true(c->incr);
+        /* the module buffers up to its high mark and stops reading */
+        assert_true(wait_for(reading_paused, NULL, WAIT_MS));
+        gint64 t0 = g_get_monotonic_time();
+        if (destroy) {
+            XDestroyWindow(tdpy, c->win);
+            c->destroyed = true;
+            XFlush(tdpy);
+        }
+        /* the rest of the client's data is read (and dropped) */
+        assert_true(wait_for(gen_done, NULL, WAIT_MS));
+        assert_true(wait_for(reading_resumed, NULL, WAIT_MS));
+        printf("  %s while the IPC was paused: reading resumed after %.1f s\n",
+               destroy ? "INCR requestor destroyed" : "INCR requestor stopped reading",
+               (double)(g_get_monotonic_time() - t0) / 1e6);
+        conv_free(c);
+        host_to_guest_text(SEL_CB, "after a stalled reader", "UTF8_STRING");
+    }
+}
+
+/* Reads one INCR piece if there is one (deleting it: the next is asked). */
+static void conv_take_piece(Conv *c)
+{
+    while (XPending(tdpy)) {
+        XEvent ev;
+        XNextEvent(tdpy, &ev);
+    }
+    Atom type = None;
+    int format;
+    unsigned long n = 0, after;
+    unsigned char *d = NULL;
+    XGetWindowProperty(tdpy, c->win, c->prop, 0, 0x7fffffff / 4, False, AnyPropertyType, &type,
+                       &format, &n, &after, &d);
+    if (d)
+        XFree(d);
+    if (type != None && n > 0) {
+        c->pieces++;
+        XDeleteProperty(tdpy, c->win, c->prop);
+        XFlush(tdpy);
+    }
+}
+
+/* A requestor that reads, but slowly: a 256 KiB piece a second, each well
+ * within the application timeout. While it holds the module's backlog the
+ * daemon connection is not read at all (the other selection, the display,
+ * everything waits): after the application timeout it is given up and the
+ * module reads again, instead of waiting for it to drain 3 MiB (12 s here,
+ * minutes for a reader as slow as the timeout allows). */
+static void test_slow_reader_shed(void **state)
+{
+    (void)state;
+    reset_daemon();
+    dm.gen_size = 16u * 1024u * 1024u;
+    uint32_t types[] = {T_UTF8};
+    client_owns(SEL_CB, types, 1);
+    Conv *c = convert_ex(SEL_CB, "UTF8_STRING", 0, true, NULL, 0);
+    assert_true(c->incr);
+    assert_true(wait_for(reading_paused, NULL, WAIT_MS));
+    gint64 t0 = g_get_monotonic_time();
+    while (!reading_resumed(NULL) && g_get_monotonic_time() - t0 < 20 * G_USEC_PER_SEC) {
+        conv_take_piece(c);
+        spin(1000);     /* the reader's pace */
+    }
+    double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
+    printf("  a requestor reading 256 KiB/s held the daemon unread for %.1f s (%u pieces)\n",
+           secs, c->pieces);
+    assert_true(reading_resumed(NULL));
+    assert_true(secs < 9.0);    /* the 3 s timeout (+ slack), not the 12 s drain */
+    assert_true(wait_for(gen_done, NULL, WAIT_MS));
+    conv_free(c);
+    host_to_guest_text(SEL_CB, "after a slow reader", "UTF8_STRING");
+}
+
 /* A guest owner of our own that answers TARGETS and then starts INCR for
  * the data but never sends a piece (or never answers at all). */
 typedef struct Owner {
     Atom sel;
     bool answer_data;
     unsigned requests;
+    /* incr_total > 0: the data is sent, INCR, in incr_total pieces of
+     * OWNER_PIECE bytes, at most incr_allowed of them until the test allows
+     * more (owner_send_pieces) */
+    unsigned incr_total, incr_allowed, incr_sent;
+    bool incr_ended;
+    bool incr_ready;        /* the requestor deleted the property: next piece */
+    Window incr_win;
+    Atom incr_prop;
+    /* the data target offered (NULL: UTF8_STRING) */
+    const char *target;
+    /* direct != NULL: answer the data request at once with these bytes of
+     * type direct_type (which need not be the target) */
+    const char *direct;
+    const char *direct_type;
+    /* hold_targets: keep the TARGETS request unanswered until
+     * owner_answer_targets() */
+    bool hold_targets;
+    XSelectionRequestEvent held;
+    bool have_held;
+    Window win2;            /* a second owner window of the test, or None */
 } Owner;
+#define OWNER_PIECE 65536u
 
 static Owner own;
+
+/* The next INCR piece (or the zero-length end) if the requestor is ready
+ * and the test allows it. */
+static void owner_send_pieces(void)
+{
+    if (!own.incr_ready || own.incr_ended)
+        return;
+    if (own.incr_sent == own.incr_total) {
+        XChangeProperty(tdpy, own.incr_win, own.incr_prop, XInternAtom(tdpy, "UTF8_STRING", False),
+                        8, PropModeReplace, (const unsigned char *)"", 0);
+        own.incr_ended = true;
+    } else if (own.incr_sent < own.incr_allowed) {
+        static uint8_t piece[OWNER_PIECE];
+        memset(piece, 'a' + (int)(own.incr_sent % 26), sizeof(piece));
+        XChangeProperty(tdpy, own.incr_win, own.incr_prop, XInternAtom(tdpy, "UTF8_STRING", False),
+                        8, PropModeReplace, piece, (int)sizeof(piece));
+        own.incr_sent++;
+    } else {
+        return;
+    }
+    own.incr_ready = false;
+    XFlush(tdpy);
+}
 
 static gboolean owner_events(gint fd, GIOCondition c, gpointer data)
 {
@@ -1344,7 +1613,15 @@ static gboolean owner_events(gint fd, GIOCondition c, gpointer data)
     while (XPending(tdpy)) {
         XEvent ev;
         XNextEvent(tdpy, &ev);
-        if (ev.type != SelectionRequest || ev.xselectionrequest.owner != twin)
+        if (ev.type == PropertyNotify && own.incr_total && ev.xproperty.window == own.incr_win &&
+            ev.xproperty.atom == own.incr_prop && ev.xproperty.state == PropertyDelete) {
+            own.incr_ready = true;
+            owner_send_pieces();
+            continue;
+        }
+        if (ev.type != SelectionRequest ||
+            (ev.xselectionrequest.owner != twin &&
+             (own.win2 == None || ev.xselectionrequest.owner != own.win2)))
             continue;
         XSelectionRequestEvent *r = &ev.xselectionrequest;
         XEvent n = {0};
@@ -1355,13 +1632,35 @@ static gboolean owner_events(gint fd, GIOCondition c, gpointer data)
         n.xselection.time = r->time;
         n.xselection.property = r->property;
         if (r->target == XInternAtom(tdpy, "TARGETS", False)) {
-            Atom t[] = {XInternAtom(tdpy, "TARGETS", False), XInternAtom(tdpy, "UTF8_STRING", False)};
+            if (own.hold_targets) {
+                own.held = *r;
+                own.have_held = true;
+                continue;
+            }
+            Atom t[] = {XInternAtom(tdpy, "TARGETS", False),
+                        XInternAtom(tdpy, own.target ? own.target : "UTF8_STRING", False)};
             XChangeProperty(tdpy, r->requestor, r->property, XA_ATOM, 32, PropModeReplace,
                             (unsigned char *)t, 2);
         } else {
             own.requests++;
             if (!own.answer_data)
                 continue;       /* never answers */
+            if (own.direct) {
+                XChangeProperty(tdpy, r->requestor, r->property,
+                                XInternAtom(tdpy, own.direct_type, False), 8, PropModeReplace,
+                                (const unsigned char *)own.direct, (int)strlen(own.direct));
+                XSendEvent(tdpy, r->requestor, False, 0, &n);
+                continue;
+            }
+            if (own.incr_total) {
+                /* INCR with pieces: learn when the requestor deletes */
+                own.incr_win = r->requestor;
+                own.incr_prop = r->property;
+                own.incr_sent = 0;
+                own.incr_ended = false;
+                own.incr_ready = false;
+                XSelectInput(tdpy, r->requestor, PropertyChangeMask);
+            }
             long big = 1 << 24;
             XChangeProperty(tdpy, r->requestor, r->property, XInternAtom(tdpy, "INCR", False), 32,
                             PropModeReplace, (unsigned char *)&big, 1);
@@ -1378,6 +1677,12 @@ static void owner_start(uint32_t sel, bool answer_data)
     own.sel = sel_atom(sel);
     own.answer_data = answer_data;
     own.requests = 0;
+    own.incr_total = 0;
+    own.target = NULL;
+    own.direct = NULL;
+    own.hold_targets = false;
+    own.have_held = false;
+    own.win2 = None;
     if (!tsrc) {
         tsrc = g_unix_fd_source_new(ConnectionNumber(tdpy), G_IO_IN);
         g_source_set_callback(tsrc, (GSourceFunc)(void (*)(void))owner_events, NULL, NULL);
@@ -1447,6 +1752,189 @@ static void test_owner_change_mid_fetch(void **state)
     XSetSelectionOwner(tdpy, sel_atom(SEL_CB), None, CurrentTime);
     XFlush(tdpy);
     assert_non_null(wait_rec(VD_AGENT_CLIPBOARD_RELEASE, SEL_PRI, WAIT_MS));
+}
+
+/* An owner that offers only STRING but answers with UTF8_STRING data (the
+ * type, not the target, says what the bytes are): the text is passed as it
+ * is, not converted from Latin-1 a second time. And the other way round:
+ * UTF8_STRING asked, STRING (Latin-1) answered: converted. */
+static void test_owner_answers_other_type(void **state)
+{
+    (void)state;
+    owner_start(SEL_CB, true);
+    own.target = "STRING";
+    own.direct = "caf\xc3\xa9 \xe2\x82\xac";        /* "café €" in UTF-8 */
+    own.direct_type = "UTF8_STRING";
+    assert_non_null(wait_rec(VD_AGENT_CLIPBOARD_GRAB, SEL_CB, WAIT_MS));
+    mark();
+    host_request(SEL_CB, T_UTF8);
+    Rec *a = wait_answer(SEL_CB, WAIT_MS);
+    assert_non_null(a);
+    assert_int_equal(a->type, T_UTF8);
+    assert_int_equal(g_bytes_get_size(a->data), strlen(own.direct));
+    assert_memory_equal(g_bytes_get_data(a->data, NULL), own.direct, strlen(own.direct));
+    owner_stop();
+
+    owner_start(SEL_CB, true);
+    own.direct = "caf\xe9";                            /* Latin-1 */
+    own.direct_type = "STRING";
+    assert_non_null(wait_rec(VD_AGENT_CLIPBOARD_GRAB, SEL_CB, WAIT_MS));
+    mark();
+    host_request(SEL_CB, T_UTF8);
+    a = wait_answer(SEL_CB, WAIT_MS);
+    assert_non_null(a);
+    assert_int_equal(g_bytes_get_size(a->data), 5);
+    assert_memory_equal(g_bytes_get_data(a->data, NULL), "caf\xc3\xa9", 5);
+    owner_stop();
+    XSetSelectionOwner(tdpy, sel_atom(SEL_CB), None, CurrentTime);
+    XFlush(tdpy);
+    assert_non_null(wait_rec(VD_AGENT_CLIPBOARD_RELEASE, SEL_CB, WAIT_MS));
+    printf("  text of another type than asked: decoded by its type\n");
+}
+
+static bool targets_held(void *p)
+{
+    (void)p;
+    owner_events(0, 0, NULL);
+    return own.have_held;
+}
+
+static bool prop_gone(void *p)
+{
+    const XSelectionRequestEvent *r = p;
+    Atom type = None;
+    int format;
+    unsigned long n, after;
+    unsigned char *d = NULL;
+    XGetWindowProperty(tdpy, r->requestor, r->property, 0, 0, False, AnyPropertyType, &type,
+                       &format, &n, &after, &d);
+    if (d)
+        XFree(d);
+    return type == None;
+}
+
+/* Answer a TARGETS request held earlier with TARGETS + target. */
+static void answer_targets(const XSelectionRequestEvent *r, const char *target)
+{
+    Atom t[] = {XInternAtom(tdpy, "TARGETS", False), XInternAtom(tdpy, target, False)};
+    XChangeProperty(tdpy, r->requestor, r->property, XA_ATOM, 32, PropModeReplace,
+                    (unsigned char *)t, 2);
+    XEvent n = {0};
+    n.xselection.type = SelectionNotify;
+    n.xselection.requestor = r->requestor;
+    n.xselection.selection = r->selection;
+    n.xselection.target = r->target;
+    n.xselection.time = r->time;
+    n.xselection.property = r->property;
+    XSendEvent(tdpy, r->requestor, False, 0, &n);
+    XFlush(tdpy);
+}
+
+/* Two guest owners one after the other; the first answers the module's
+ * TARGETS request only after the second took the selection: that late
+ * answer is about the old owner and must not be announced as the new
+ * owner's types (the client would ask the new owner for what it lacks). */
+static void test_stale_targets_answer(void **state)
+{
+    (void)state;
+    /* (the test holds the TARGETS answers: no app timeout meanwhile) */
+    va_clipboard_set_timeouts(clip, 0, WAIT_MS);
+    owner_start(SEL_PRI, true);
+    own.hold_targets = true;
+    assert_true(wait_for(targets_held, NULL, WAIT_MS));
+    XSelectionRequestEvent first = own.held;
+    own.have_held = false;
+    own.win2 = XCreateSimpleWindow(tdpy, DefaultRootWindow(tdpy), 0, 0, 1, 1, 0, 0, 0);
+    XSetSelectionOwner(tdpy, XA_PRIMARY, own.win2, CurrentTime);
+    XFlush(tdpy);
+    assert_true(wait_for(targets_held, NULL, WAIT_MS));
+    XSelectionRequestEvent second = own.held;
+    answer_targets(&first, "image/png");        /* late, about the old owner */
+    /* the module has read (or dropped) that answer */
+    assert_true(wait_for(prop_gone, &first, WAIT_MS));
+    answer_targets(&second, "UTF8_STRING");
+    Rec *g = wait_rec(VD_AGENT_CLIPBOARD_GRAB, SEL_PRI, WAIT_MS);
+    assert_non_null(g);
+    assert_int_equal(g->ntypes, 1);
+    assert_int_equal(g->types[0], T_UTF8);
+    /* and nothing else is announced */
+    spin(200);
+    for (guint i = nrecs_at_start; i < dm.recs->len; i++) {
+        Rec *r = g_ptr_array_index(dm.recs, i);
+        if (r->kind == VD_AGENT_CLIPBOARD_GRAB && r->sel == SEL_PRI)
+            assert_int_equal(r->types[0], T_UTF8);
+    }
+    va_clipboard_set_timeouts(clip, 0, 3000);
+    owner_stop();
+    XSetSelectionOwner(tdpy, XA_PRIMARY, None, CurrentTime);
+    XDestroyWindow(tdpy, own.win2);
+    own.win2 = None;
+    XFlush(tdpy);
+    assert_non_null(wait_rec(VD_AGENT_CLIPBOARD_RELEASE, SEL_PRI, WAIT_MS));
+    printf("  a late TARGETS answer of a previous owner is not announced for the new one\n");
+}
+
+static bool owner_stuck(void *p)
+{
+    (void)p;
+    owner_events(0, 0, NULL);
+    return own.incr_sent == own.incr_allowed && own.incr_ready;
+}
+
+static void send_max_clipboard(int32_t max)
+{
+    VdpMsg m = {.type = VD_AGENT_MAX_CLIPBOARD};
+    m.u.max_clipboard.max = max;
+    daemon_send(&m);
+}
+
+static bool envelopes_done(void *p)
+{
+    (void)p;
+    return envelopes_handled == envelopes_sent;
+}
+
+/* The client lowers its MAX_CLIPBOARD while an INCR fetch is running and
+ * already holds more than the new maximum: what comes after is still
+ * checked against it (no wrap-around of "maximum - fetched") and the
+ * client gets empty data of the type, not 2.5 MiB it said it refuses. */
+static void test_max_lowered_mid_fetch(void **state)
+{
+    (void)state;
+    /* (the owner waits on the test between pieces: no app timeout then) */
+    va_clipboard_set_timeouts(clip, 0, WAIT_MS);
+    send_max_clipboard(1024 * 1024);
+    owner_start(SEL_CB, true);
+    own.incr_total = 40;                    /* 2.5 MiB */
+    own.incr_allowed = 4;                   /* 256 KiB, then wait */
+    assert_non_null(wait_rec(VD_AGENT_CLIPBOARD_GRAB, SEL_CB, WAIT_MS));
+    mark();
+    host_request(SEL_CB, T_UTF8);
+    /* the module read 4 pieces and asks for the fifth */
+    assert_true(wait_for(owner_stuck, NULL, WAIT_MS));
+    assert_null(find_answer(SEL_CB));
+    send_max_clipboard(100000);
+    assert_true(wait_for(envelopes_done, NULL, WAIT_MS));
+    own.incr_allowed = own.incr_total;
+    owner_send_pieces();
+    Rec *a = wait_answer(SEL_CB, WAIT_MS);
+    assert_non_null(a);
+    assert_int_equal(a->type, T_UTF8);
+    assert_int_equal(a->size, 0);
+    printf("  MAX_CLIPBOARD lowered below what an INCR fetch holds: answered empty\n");
+    /* without a limit the same owner's 2.5 MiB go through */
+    send_max_clipboard(-1);
+    mark();
+    host_request(SEL_CB, T_UTF8);
+    a = wait_answer(SEL_CB, WAIT_MS);
+    assert_non_null(a);
+    assert_int_equal(a->kind, REC_DATA_FD);
+    assert_int_equal(a->size, (uint64_t)own.incr_total * OWNER_PIECE);
+    va_clipboard_set_timeouts(clip, 0, 3000);
+    owner_stop();
+    XSetSelectionOwner(tdpy, sel_atom(SEL_CB), None, CurrentTime);
+    XFlush(tdpy);
+    assert_non_null(wait_rec(VD_AGENT_CLIPBOARD_RELEASE, SEL_CB, WAIT_MS));
 }
 
 static bool gen_paused(void *p)
@@ -1579,12 +2067,19 @@ int main(void)
         cmocka_unit_test_setup(test_text_guest_to_host, setup_each),
         cmocka_unit_test_setup(test_latin1, setup_each),
         cmocka_unit_test_setup(test_targets_timestamp_multiple, setup_each),
+        cmocka_unit_test_setup(test_request_time_wraps, setup_each),
         cmocka_unit_test_setup(test_image, setup_each),
         cmocka_unit_test_setup(test_request_not_offered, setup_each),
         cmocka_unit_test_setup(test_daemon_never_answers, setup_each),
+        cmocka_unit_test_setup(test_late_answer, setup_each),
         cmocka_unit_test_setup(test_abort_and_max, setup_each),
         cmocka_unit_test_setup(test_requestor_vanishes, setup_each),
+        cmocka_unit_test_setup(test_stalled_reader_while_paused, setup_each),
+        cmocka_unit_test_setup(test_slow_reader_shed, setup_each),
         cmocka_unit_test_setup(test_owner_change_mid_fetch, setup_each),
+        cmocka_unit_test_setup(test_max_lowered_mid_fetch, setup_each),
+        cmocka_unit_test_setup(test_owner_answers_other_type, setup_each),
+        cmocka_unit_test_setup(test_stale_targets_answer, setup_each),
         cmocka_unit_test_setup(test_owner_change_mid_stream, setup_each),
         cmocka_unit_test_setup(test_two_requestors, setup_each),
         cmocka_unit_test_setup(test_reannounce_and_disconnect, setup_each),
