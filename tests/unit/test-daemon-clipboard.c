@@ -27,11 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -39,17 +35,16 @@
 #include <gio/gio.h>
 #include <glib.h>
 
+#include "daemon-harness.h"
 #include "test-agent.h"
 #include "vdh-host.h"
 #include "vdh-host-priv.h"   /* vdh_send: raw messages with chosen serials */
-#include "vdp-dbusmock.h"
 #include "vdp-port.h"
 #include "vdp-unix.h"
 
 #define WAIT_MS 10000u
 #define LONG_WAIT_MS 60000u
 #define TEST_TIMEOUT_S 120u
-#define CTL_TIMEOUT_MS 10000
 #define PYTHON VDP_TEST_PYTHON
 #define MIB (1024u * 1024u)
 #define SEL_CB VD_AGENT_CLIPBOARD_SELECTION_CLIPBOARD
@@ -57,10 +52,6 @@
 #define UTF8 VD_AGENT_CLIPBOARD_UTF8_TEXT
 #define PNG VD_AGENT_CLIPBOARD_IMAGE_PNG
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
-
-static bool verbose;
-static char *dbus_daemon_path;
-static char *bus_dir, *bus_socket, *bus_addr;
 
 /* CLIPBOARD messages the host saw, kept in order (the first ones). */
 #define CLIP_LOG 64
@@ -75,265 +66,39 @@ typedef struct HostRec {
     size_t log_size[CLIP_LOG];
 } HostRec;
 
-#define MAX_KIDS 4
-
 typedef struct Fixture {
-    char *dir, *port_path, *sock_path, *fifo_path, *log_path;
-    int fifo_fd;
-    GPid daemon_pid, bus_pid, mock_pid;
-    GDBusConnection *ctl;
-    VdhHost *host;
+    DaemonHarness h;
     HostRec rec;
-    pid_t kids[MAX_KIDS];
-    unsigned nkids;
-    GString *map;
 } Fixture;
 
 static Fixture *F;
 
-/* ---- processes ---- */
-
-static void child_setup(gpointer data)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int logfd = GPOINTER_TO_INT(data);
-    if (logfd > 0) {
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-    }
-}
-
-static GPid spawn(char **argv, char **envp, bool to_log)
-{
-    GPid pid = 0;
-    GError *err = NULL;
-    int logfd = -1;
-    if (to_log) {
-        logfd = open(F->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        assert_true(logfd >= 0);
-    }
-    GSpawnFlags flags = G_SPAWN_DO_NOT_REAP_CHILD;
-    if (!to_log && !verbose)
-        flags |= G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL;
-    gboolean ok = g_spawn_async(NULL, argv, envp, flags, child_setup, GINT_TO_POINTER(logfd), &pid, &err);
-    if (logfd >= 0)
-        close(logfd);
-    if (!ok)
-        fail_msg("cannot start %s: %s", argv[0], err->message);
-    return pid;
-}
-
-static bool wait_exit(pid_t pid, int *status, unsigned ms)
-{
-    gint64 deadline = g_get_monotonic_time() + (gint64)ms * 1000;
-    for (;;) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid)
-            return true;
-        if (r < 0 && errno != EINTR)
-            return false;
-        if (g_get_monotonic_time() > deadline)
-            return false;
-        test_spin(10);
-    }
-}
-
-static void stop_process(GPid *pid, int sig)
-{
-    if (*pid <= 0)
-        return;
-    int status;
-    kill(*pid, sig);
-    if (!wait_exit(*pid, &status, 5000)) {
-        kill(*pid, SIGKILL);
-        waitpid(*pid, &status, 0);
-    }
-    *pid = 0;
-}
-
-/* ---- the private bus and the logind mock ---- */
-
-static GDBusConnection *connect_bus(void)
-{
-    return g_dbus_connection_new_for_address_sync(
-        bus_addr, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-        NULL, NULL, NULL);
-}
-
-static GVariant *ctl_call(const char *dest, const char *path, const char *iface, const char *method,
-                          GVariant *params)
-{
-    GError *err = NULL;
-    GVariant *r = g_dbus_connection_call_sync(F->ctl, dest, path, iface, method, params, NULL,
-                                              G_DBUS_CALL_FLAGS_NO_AUTO_START, CTL_TIMEOUT_MS, NULL, &err);
-    if (!r)
-        fail_msg("%s.%s on %s: %s", iface, method, path, err->message);
-    return r;
-}
-
-static void mock_call(const char *path, const char *iface, const char *method, GVariant *params)
-{
-    g_variant_unref(ctl_call(LOGIND_NAME, path, iface, method, params));
-}
-
-static bool logind_on_bus(void)
-{
-    GVariant *r = ctl_call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                           "NameHasOwner", g_variant_new("(s)", LOGIND_NAME));
-    gboolean has;
-    g_variant_get(r, "(b)", &has);
-    g_variant_unref(r);
-    return has;
-}
-
-static void bus_and_mock_start(void)
-{
-    char *conf = g_build_filename(F->dir, "bus.conf", NULL);
-    char *text = g_strdup_printf("<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-                                 " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-                                 "<busconfig>\n"
-                                 "  <listen>%s</listen>\n"
-                                 "  <auth>EXTERNAL</auth>\n"
-                                 "  <policy context=\"default\">\n"
-                                 "    <allow user=\"*\"/>\n"
-                                 "    <allow own=\"*\"/>\n"
-                                 "    <allow send_destination=\"*\"/>\n"
-                                 "    <allow receive_sender=\"*\"/>\n"
-                                 "  </policy>\n"
-                                 "</busconfig>\n",
-                                 bus_addr);
-    assert_true(g_file_set_contents(conf, text, -1, NULL));
-    char *conf_arg = g_strdup_printf("--config-file=%s", conf);
-    char *bargv[] = {dbus_daemon_path, conf_arg, "--nofork", "--nopidfile", NULL};
-    unlink(bus_socket);
-    F->bus_pid = spawn(bargv, NULL, false);
-    g_free(conf_arg);
-    g_free(text);
-    g_free(conf);
-    gint64 deadline = g_get_monotonic_time() + (gint64)WAIT_MS * 1000;
-    while (!(F->ctl = connect_bus())) {
-        if (g_get_monotonic_time() > deadline)
-            fail_msg("the private dbus-daemon did not come up");
-        g_usleep(10000);
-    }
-    char *margv[] = {PYTHON, "-m", "dbusmock", "--template", "logind", NULL};
-    F->mock_pid = spawn(margv, NULL, false);
-    deadline = g_get_monotonic_time() + (gint64)WAIT_MS * 1000;
-    while (!logind_on_bus()) {
-        if (g_get_monotonic_time() > deadline)
-            fail_msg("the logind mock did not appear on the bus");
-        g_usleep(20000);
-    }
-    mock_call(LOGIND_PATH, MOCK_IFACE, "AddSeat", g_variant_new("(s)", "seat0"));
-}
-
-static void add_session(const char *id)
-{
-    mock_call(LOGIND_PATH, MOCK_IFACE, "AddSession", g_variant_new("(ssusb)", id, "seat0", 0u, "root", TRUE));
-}
-
-static void set_active(const char *id, const char *path)
-{
-    mock_call(SEAT0_PATH, PROPS_IFACE, "Set",
-              g_variant_new("(ssv)", SEAT_IFACE, "ActiveSession", g_variant_new("(so)", id, path)));
-}
+/* ---- the logind mock ---- */
 
 static void set_locked(const char *path, bool locked)
 {
-    GVariantBuilder b;
-    g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
-    g_variant_builder_add(&b, "{sv}", "LockedHint", g_variant_new_boolean(locked));
-    mock_call(path, MOCK_IFACE, "UpdateProperties", g_variant_new("(sa{sv})", SESSION_IFACE, &b));
-}
-
-/* GetSessionByPID: pid -> session path for the pids mapped so far. */
-static void map_pid(pid_t pid, const char *path)
-{
-    if (!F->map)
-        F->map = g_string_new("");
-    g_string_append_printf(F->map, "%d: '%s', ", (int)pid, path);
-    char *code = g_strdup_printf("m = {%s}\n"
-                                 "if args[0] in m:\n"
-                                 "    ret = dbus.ObjectPath(m[args[0]])\n"
-                                 "else:\n"
-                                 "    raise dbus.exceptions.DBusException('no session', "
-                                 "name='org.freedesktop.login1.NoSessionForPID')\n",
-                                 F->map->str);
-    mock_call(LOGIND_PATH, MOCK_IFACE, "AddMethod",
-              g_variant_new("(sssss)", MANAGER_IFACE, "GetSessionByPID", "u", "o", code));
-    g_free(code);
+    dh_update_prop(&F->h, path, SESSION_IFACE, "LockedHint", g_variant_new_boolean(locked));
 }
 
 /* ---- the daemon ---- */
 
-static const char *daemon_path(void)
-{
-    static char path[4096];
-    const char *top = getenv("top_builddir");
-    snprintf(path, sizeof(path), "%s/spice-vdagentd", top && *top ? top : ".");
-    return path;
-}
-
-static bool socket_up(void *data)
-{
-    int fd = vdp_unix_connect(F->sock_path);
-    if (fd < 0) {
-        g_usleep(10000);
-        return false;
-    }
-    close(fd);
-    return true;
-}
-
 static void start_daemon(bool sessions, bool allow_locked)
 {
-    char *argv[16];
-    int n = 0;
-    argv[n++] = (char *)daemon_path();
-    argv[n++] = "-x";
-    argv[n++] = "-d";
+    const char *args[4];
+    unsigned n = 0;
+    args[n++] = "-d";
     if (!sessions)
-        argv[n++] = "-X";
+        args[n++] = "-X";
     if (allow_locked)
-        argv[n++] = "--allow-clipboard-when-locked";
-    argv[n++] = "-f";
-    argv[n++] = "-s";
-    argv[n++] = F->port_path;
-    argv[n++] = "-S";
-    argv[n++] = F->sock_path;
-    argv[n++] = "-u";
-    argv[n++] = F->fifo_path;
-    argv[n] = NULL;
-    char **env = g_get_environ();
-    env = g_environ_setenv(env, "VDAGENTD_TEST_HANDSHAKE_MS", "3000", TRUE);
-    /* Under AddressSanitizer freed memory sits in a quarantine (256 MiB by
-     * default) and counts in the RSS: keep it small so the peak RSS still
-     * says whether the daemon holds the data. */
-    const char *asan = g_environ_getenv(env, "ASAN_OPTIONS");
-    char *asan_opts = g_strdup_printf("%s%squarantine_size_mb=1", asan ? asan : "", asan && *asan ? ":" : "");
-    env = g_environ_setenv(env, "ASAN_OPTIONS", asan_opts, TRUE);
-    g_free(asan_opts);
-    F->daemon_pid = spawn(argv, env, true);
-    g_strfreev(env);
-    assert_true(test_wait(socket_up, NULL, WAIT_MS));
-}
-
-static char *daemon_log(void)
-{
-    char *text = NULL;
-    if (!g_file_get_contents(F->log_path, &text, NULL, NULL))
-        text = g_strdup("");
-    return text;
+        args[n++] = "--allow-clipboard-when-locked";
+    args[n] = NULL;
+    DhDaemonOpts o = {.args = args, .handshake_ms = 3000, .small_asan_quarantine = true, .out = DH_OUT_LOG};
+    dh_start_daemon(&F->h, &o);
 }
 
 static unsigned log_count(const char *needle)
 {
-    char *t = daemon_log();
-    unsigned n = 0;
-    for (const char *p = t; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    g_free(t);
-    return n;
+    return dh_log_count(&F->h, needle);
 }
 
 static bool log_has_cb(void *d)
@@ -345,7 +110,7 @@ static bool log_has_cb(void *d)
 static long daemon_hwm_kib(void)
 {
     char path[64], *text = NULL;
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)F->daemon_pid);
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)F->h.daemon_pid);
     assert_true(g_file_get_contents(path, &text, NULL, NULL));
     const char *p = strstr(text, "VmHWM:");
     assert_non_null(p);
@@ -395,7 +160,7 @@ static void on_host_message(void *user, const VdpMsg *m)
 static void on_host_dropped(void *user, const char *why)
 {
     F->rec.dropped++;
-    if (verbose)
+    if (dh_verbose())
         fprintf(stderr, "host dropped: %s\n", why);
 }
 
@@ -412,25 +177,13 @@ static void start_host(const HostOpts *o)
     vdp_caps_init_host(&caps);
     if (o && o->no_selection)
         vdp_caps_unset(&caps, VD_AGENT_CAP_CLIPBOARD_SELECTION);
-    VdhHostConfig cfg = {.path = F->port_path, .listen = true, .caps = &caps,
-                         .max_clipboard = o ? o->max_clipboard : 0};
-    GError *error = NULL;
-    F->host = vdh_host_new(&cfg, &host_ev, NULL, &error);
-    assert_non_null(F->host);
-    vdh_host_start(F->host);
-}
-
-static void host_ready(void)
-{
-    GError *error = NULL;
-    if (!vdh_host_wait_ready_sync(F->host, WAIT_MS, &error))
-        fail_msg("host not ready: %s", error->message);
+    dh_start_host(&F->h, &caps, o ? o->max_clipboard : 0, &host_ev, NULL);
 }
 
 static void host_send(const VdpMsg *m)
 {
     GError *error = NULL;
-    if (!vdh_send(F->host, m, &error))
+    if (!vdh_send(F->h.host, m, &error))
         fail_msg("host send: %s", error->message);
 }
 
@@ -457,7 +210,7 @@ static void host_request(uint8_t sel, uint32_t type)
 static void host_offer(uint8_t sel, uint32_t type, GBytes *data)
 {
     GError *error = NULL;
-    if (!vdh_host_clipboard_set(F->host, sel, type, data, &error))
+    if (!vdh_host_clipboard_set(F->h.host, sel, type, data, &error))
         fail_msg("clipboard set: %s", error->message);
 }
 
@@ -472,14 +225,14 @@ typedef struct Fetch {
 static void fetch_done(GObject *src, GAsyncResult *res, gpointer user)
 {
     Fetch *f = user;
-    f->bytes = vdh_host_clipboard_get_finish(F->host, res, &f->type, &f->error);
+    f->bytes = vdh_host_clipboard_get_finish(F->h.host, res, &f->type, &f->error);
     f->done = true;
 }
 
 static void fetch_start(Fetch *f, uint8_t sel, uint32_t type)
 {
     memset(f, 0, sizeof(*f));
-    vdh_host_clipboard_get_async(F->host, sel, type, LONG_WAIT_MS, NULL, fetch_done, f);
+    vdh_host_clipboard_get_async(F->h.host, sel, type, LONG_WAIT_MS, NULL, fetch_done, f);
 }
 
 static bool fetch_finished(void *d)
@@ -498,21 +251,12 @@ static void fetch_clear(Fetch *f)
 
 static int setup_common(const HostOpts *o, bool bus, bool host)
 {
-    alarm(TEST_TIMEOUT_S);
     F = g_new0(Fixture, 1);
-    F->dir = g_dir_make_tmp("test-dclip-XXXXXX", NULL);
-    assert_non_null(F->dir);
-    F->port_path = g_build_filename(F->dir, "port", NULL);
-    F->sock_path = g_build_filename(F->dir, "sock", NULL);
-    F->fifo_path = g_build_filename(F->dir, "fifo", NULL);
-    F->log_path = g_build_filename(F->dir, "daemon.log", NULL);
-    assert_int_equal(mkfifo(F->fifo_path, 0600), 0);
-    F->fifo_fd = open(F->fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    assert_true(F->fifo_fd >= 0);
+    dh_setup(&F->h, "test-dclip", WAIT_MS, TEST_TIMEOUT_S);
     if (host)
         start_host(o);
     if (bus)
-        bus_and_mock_start();
+        dh_bus_and_mock_start(&F->h);
     return 0;
 }
 
@@ -549,202 +293,49 @@ static int setup_bus(void **state)
     return setup_common(NULL, true, true);
 }
 
-static void rm_rf(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    if (!d)
-        return;
-    const char *name;
-    while ((name = g_dir_read_name(d))) {
-        char *p = g_build_filename(dir, name, NULL);
-        unlink(p);
-        g_free(p);
-    }
-    g_dir_close(d);
-    rmdir(dir);
-}
-
 static int teardown(void **state)
 {
-    int status = -1;
-    bool gone = true;
-    if (F->daemon_pid > 0) {
-        kill(F->daemon_pid, SIGTERM);
-        gone = wait_exit(F->daemon_pid, &status, WAIT_MS);
-        if (!gone) {
-            kill(F->daemon_pid, SIGKILL);
-            waitpid(F->daemon_pid, &status, 0);
-        }
-    }
-    for (unsigned i = 0; i < F->nkids; i++) {
-        kill(F->kids[i], SIGKILL);
-        waitpid(F->kids[i], NULL, 0);
-    }
-    if (F->host)
-        vdh_host_free(F->host);
-    if (F->ctl) {
-        g_dbus_connection_close_sync(F->ctl, NULL, NULL);
-        g_clear_object(&F->ctl);
-    }
-    stop_process(&F->mock_pid, SIGTERM);
-    stop_process(&F->bus_pid, SIGTERM);
-    if (verbose) {
-        char *t = daemon_log();
-        fprintf(stderr, "---- daemon log ----\n%s--------------------\n", t);
-        g_free(t);
-    }
-    close(F->fifo_fd);
-    rm_rf(F->dir);
-    g_free(F->dir);
-    g_free(F->port_path);
-    g_free(F->sock_path);
-    g_free(F->fifo_path);
-    g_free(F->log_path);
-    if (F->map)
-        g_string_free(F->map, TRUE);
-    bool had_daemon = F->daemon_pid > 0;
-    g_free(F);
-    F = NULL;
-    alarm(0);
-    if (had_daemon) {
-        assert_true(gone);
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 0);
-    }
+    DhExit e = dh_finish(&F->h);
+    g_clear_pointer(&F, g_free);
+    dh_assert_clean_exit(&e);
     return 0;
 }
 
 /* ---- agents ---- */
 
-static bool answered(void *data)
-{
-    TestAgent *a = data;
-    return a->welcomed || a->rejected || a->closed;
-}
-
 static TestAgent *agent_setup(TestAgent *a, bool layout)
 {
-    assert_non_null(a);
-    assert_true(test_wait(answered, a, WAIT_MS));
     assert_true(a->welcomed);
-    if (layout) {
-        VdpIpcGuestLayout *l = g_new0(VdpIpcGuestLayout, 1);
-        test_layout_one(l);
-        assert_true(test_agent_send_layout(a, l));
-        g_free(l);
-    }
+    if (layout)
+        dh_send_layout(a, false);
     return a;
 }
 
 static TestAgent *agent_here(bool layout)
 {
-    return agent_setup(test_agent_connect(F->sock_path, VDP_IPC_ROLE_AGENT, "test-agent"), layout);
+    return agent_setup(dh_agent_connect(&F->h), layout);
 }
 
-/* An agent in a forked process (its own pid for the session lookup),
- * spoken to from here over the socket it hands over. */
-static bool send_fd(int via, int fd)
-{
-    char byte = 'F';
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } u;
-    memset(&u, 0, sizeof(u));
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    return sendmsg(via, &mh, MSG_NOSIGNAL) == 1;
-}
-
-static int recv_fd(int via)
-{
-    char byte;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    if (recvmsg(via, &mh, MSG_CMSG_CLOEXEC) != 1)
-        return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    if (!c || c->cmsg_type != SCM_RIGHTS)
-        return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    return fd;
-}
-
+/* An agent in a forked process (its own pid for the session lookup, mapped
+ * to session_path before it connects), spoken to from here over the socket
+ * it hands over. */
 static TestAgent *agent_kid(const char *session_path, bool layout)
 {
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    assert_true(strlen(F->sock_path) < sizeof(sa.sun_path));
-    strcpy(sa.sun_path, F->sock_path);
-    /* the kid's pid is known before it connects: map it first */
-    int go[2];
-    assert_int_equal(pipe2(go, O_CLOEXEC), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        close(sv[0]);
-        close(go[1]);
-        char b;
-        if (read(go[0], &b, 1) != 1)
-            _exit(5);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-            _exit(3);
-        if (!send_fd(sv[1], fd))
-            _exit(4);
-        close(fd);
-        for (;;)
-            pause();
-    }
-    close(sv[1]);
-    close(go[0]);
-    assert_true(F->nkids < MAX_KIDS);
-    F->kids[F->nkids++] = pid;
-    map_pid(pid, session_path);
-    assert_int_equal(write(go[1], "g", 1), 1);
-    close(go[1]);
-    int fd = recv_fd(sv[0]);
-    close(sv[0]);
-    assert_true(fd >= 0);
-    return agent_setup(test_agent_new_fd(fd, VDP_IPC_ROLE_AGENT, "test-agent"), layout);
+    pid_t pid;
+    int fd = dh_kid_connect(&F->h, 0, DH_KID_STAY, session_path, &pid);
+    return agent_setup(dh_agent_on_fd(&F->h, fd), layout);
 }
 
 /* ---- conditions ---- */
 
-typedef struct Count {
-    const unsigned *p;
-    unsigned want;
-} Count;
-
-static bool count_reached(void *data)
-{
-    Count *c = data;
-    return *c->p >= c->want;
-}
-
 static bool wait_count(const unsigned *p, unsigned want)
 {
-    Count c = {p, want};
-    return test_wait(count_reached, &c, WAIT_MS);
+    return dh_wait_count(p, want, WAIT_MS);
 }
 
 static bool wait_count_long(const unsigned *p, unsigned want)
 {
-    Count c = {p, want};
-    return test_wait(count_reached, &c, LONG_WAIT_MS);
+    return dh_wait_count(p, want, LONG_WAIT_MS);
 }
 
 static uint32_t last_grab_type(TestAgent *a, uint8_t *sel)
@@ -769,7 +360,7 @@ static uint8_t last_release_sel(TestAgent *a)
 static TestAgent *connected_agent(void)
 {
     TestAgent *a = agent_here(true);
-    host_ready();
+    dh_host_ready(&F->h);
     return a;
 }
 
@@ -778,7 +369,7 @@ static TestAgent *connected_agent(void)
 static void test_caps(void **state)
 {
     TestAgent *a = connected_agent();
-    const VdpCaps *g = vdh_host_get_guest_caps(F->host);
+    const VdpCaps *g = vdh_host_get_guest_caps(F->h.host);
     assert_non_null(g);
     assert_true(vdp_caps_has(g, VD_AGENT_CAP_CLIPBOARD_BY_DEMAND));
     assert_true(vdp_caps_has(g, VD_AGENT_CAP_CLIPBOARD_SELECTION));
@@ -811,7 +402,7 @@ static void test_client_grab(void **state)
     assert_int_equal(sel, SEL_PRI);
     /* the client releases: the agent hears it, in the canonical layout */
     GError *error = NULL;
-    assert_true(vdh_host_clipboard_release(F->host, SEL_PRI, &error));
+    assert_true(vdh_host_clipboard_release(F->h.host, SEL_PRI, &error));
     assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_RELEASE], 1));
     assert_int_equal(last_release_sel(a), SEL_PRI);
     g_bytes_unref(b);
@@ -870,7 +461,7 @@ static void test_agent_grab(void **state)
     assert_true(wait_count(&F->rec.grabs[SEL_PRI], 1));
     assert_int_equal(F->rec.grab_serial[SEL_PRI], 0);
     unsigned n;
-    assert_non_null(vdh_host_guest_clipboard_types(F->host, SEL_PRI, &n));
+    assert_non_null(vdh_host_guest_clipboard_types(F->h.host, SEL_PRI, &n));
     assert_int_equal(n, 1);
     /* the guest releases */
     assert_true(test_agent_send_release(a, SEL_PRI));
@@ -1150,7 +741,7 @@ static void test_request_not_owned(void **state)
      * and a request then is answered NONE at once too */
     test_agent_free(a);
     assert_true(test_wait(log_has_cb, "no active agent", WAIT_MS));
-    assert_true(vdh_host_is_connected(F->host));
+    assert_true(vdh_host_is_connected(F->h.host));
     host_request(SEL_PRI, UTF8);
     assert_true(wait_count(&F->rec.nones, 2));
 }
@@ -1208,8 +799,8 @@ static void test_client_gone_midstream(void **state)
     assert_true(test_agent_send_request(a, SEL_CB, UTF8));
     assert_true(test_wait(received_some, a, WAIT_MS));
     /* the client goes away (the host side closes) in the middle */
-    vdh_host_free(F->host);
-    F->host = NULL;
+    vdh_host_free(F->h.host);
+    F->h.host = NULL;
     assert_true(test_wait(aborted, a, WAIT_MS));
     assert_int_equal(a->clip_abort_sel, SEL_CB);
     assert_true(a->clip_received < 32 * MIB);
@@ -1250,7 +841,7 @@ static bool is_true(void *d)
 static void test_client_disconnected_midstream(void **state)
 {
     bool open = false;
-    VdpPortConfig cfg = {.path = F->port_path, .mode = VDP_PORT_LISTEN, .dir = VDP_FROM_GUEST};
+    VdpPortConfig cfg = {.path = F->h.port_path, .mode = VDP_PORT_LISTEN, .dir = VDP_FROM_GUEST};
     VdpPort *raw = vdp_port_new(NULL, &cfg, &raw_cb, &open);
     assert_non_null(raw);
     vdp_port_start(raw);
@@ -1319,7 +910,7 @@ static void test_slow_agent(void **state)
     test_spin(1500);
     long hwm = daemon_hwm_kib();
     VdhHostStats st;
-    vdh_host_get_stats(F->host, &st);
+    vdh_host_get_stats(F->h.host, &st);
     printf("slow agent: host sent %llu bytes so far, daemon VmHWM %ld KiB\n", (unsigned long long)st.bytes_out,
            hwm);
     /* the daemon stopped reading: far less than the payload went out */
@@ -1376,9 +967,9 @@ static bool has_status(void *d)
 
 static json_object *status_now(void)
 {
-    TestAgent *c = test_agent_connect(F->sock_path, VDP_IPC_ROLE_CONTROL, "test-status");
+    TestAgent *c = test_agent_connect(F->h.sock_path, VDP_IPC_ROLE_CONTROL, "test-status");
     assert_non_null(c);
-    assert_true(test_wait(answered, c, WAIT_MS));
+    assert_true(test_wait(dh_agent_answered, c, WAIT_MS));
     assert_true(test_agent_send_status_request(c));
     assert_true(test_wait(has_status, c, WAIT_MS));
     json_object *root = json_tokener_parse(c->status_json);
@@ -1417,7 +1008,7 @@ static void test_status(void **state)
     assert_string_equal(jpath(root, "clipboard", "locked_out"), "false");
     json_object_put(root);
     /* the human output of --status */
-    char *argv[] = {(char *)daemon_path(), "--status", "-S", F->sock_path, NULL};
+    char *argv[] = {(char *)dh_daemon_path(), "--status", "-S", F->h.sock_path, NULL};
     char *out = NULL;
     int st = -1;
     assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, NULL, &st, NULL));
@@ -1426,10 +1017,10 @@ static void test_status(void **state)
     assert_non_null(strstr(out, "file transfers:  0"));
     g_free(out);
     /* a file transfer the agent has not answered yet is counted */
-    char *path = g_build_filename(F->dir, "f.txt", NULL);
+    char *path = g_build_filename(F->h.dir, "f.txt", NULL);
     assert_true(g_file_set_contents(path, "data", 4, NULL));
     const char *paths[] = {path, NULL};
-    vdh_host_send_files_async(F->host, paths, NULL, NULL, WAIT_MS, NULL, NULL, NULL);
+    vdh_host_send_files_async(F->h.host, paths, NULL, NULL, WAIT_MS, NULL, NULL, NULL);
     assert_true(wait_count(&a->nmsgs[VD_AGENT_FILE_XFER_START], 1));
     root = status_now();
     assert_true(json_object_object_get_ex(root, "file_transfers", &x));
@@ -1459,12 +1050,12 @@ static bool flags_active(void *d)
 
 static TestAgent *one_session_agent(bool allow_locked)
 {
-    add_session("2");
-    set_active("2", SESSION_PATH("2"));
-    map_pid(getpid(), SESSION_PATH("2"));
+    dh_add_session(&F->h, "2", 0, "root");
+    dh_set_active(&F->h, "2", SESSION_PATH("2"));
+    dh_map_pid(&F->h, getpid(), SESSION_PATH("2"));
     start_daemon(true, allow_locked);
     TestAgent *a = agent_here(true);
-    host_ready();
+    dh_host_ready(&F->h);
     assert_true(test_wait(flags_active, a, WAIT_MS));
     return a;
 }
@@ -1535,23 +1126,10 @@ static void test_locked_allowed(void **state)
 
 static void test_greeter(void **state)
 {
-    const char *path = SESSION_PATH("c1");
-    GVariantBuilder props;
-    g_variant_builder_init(&props, G_VARIANT_TYPE("a{sv}"));
-    g_variant_builder_add(&props, "{sv}", "Id", g_variant_new_string("c1"));
-    g_variant_builder_add(&props, "{sv}", "User", g_variant_new("(uo)", 0u, "/org/freedesktop/login1/user/_0"));
-    g_variant_builder_add(&props, "{sv}", "Class", g_variant_new_string("greeter"));
-    g_variant_builder_add(&props, "{sv}", "Type", g_variant_new_string("x11"));
-    g_variant_builder_add(&props, "{sv}", "LockedHint", g_variant_new_boolean(FALSE));
-    g_variant_builder_add(&props, "{sv}", "Active", g_variant_new_boolean(TRUE));
-    mock_call(LOGIND_PATH, MOCK_IFACE, "AddObject",
-              g_variant_new("(ssa{sv}@a(ssss))", path, SESSION_IFACE, &props,
-                            g_variant_new_array(G_VARIANT_TYPE("(ssss)"), NULL, 0)));
-    set_active("c1", path);
-    map_pid(getpid(), path);
+    dh_add_greeter(&F->h, "c1", SESSION_PATH("c1"));
     start_daemon(true, false);
     TestAgent *a = agent_here(true);
-    host_ready();
+    dh_host_ready(&F->h);
     assert_true(test_wait(flags_active, a, WAIT_MS));
     GBytes *b = g_bytes_new_static("pw", 2);
     host_offer(SEL_CB, UTF8, b);
@@ -1568,13 +1146,13 @@ static void test_greeter(void **state)
 
 static void test_switch(void **state)
 {
-    add_session("2");
-    add_session("3");
-    set_active("2", SESSION_PATH("2"));
+    dh_add_session(&F->h, "2", 0, "root");
+    dh_add_session(&F->h, "3", 0, "root");
+    dh_set_active(&F->h, "2", SESSION_PATH("2"));
     start_daemon(true, false);
     TestAgent *a = agent_kid(SESSION_PATH("2"), true);
     TestAgent *b = agent_kid(SESSION_PATH("3"), true);
-    host_ready();
+    dh_host_ready(&F->h);
     assert_true(test_wait(flags_active, a, WAIT_MS));
     /* the client owns CLIPBOARD, a owns PRIMARY */
     GBytes *data = g_bytes_new_static("from the client", 15);
@@ -1587,7 +1165,7 @@ static void test_switch(void **state)
     host_request(SEL_PRI, UTF8);
     assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST], 1));
 
-    set_active("3", SESSION_PATH("3"));
+    dh_set_active(&F->h, "3", SESSION_PATH("3"));
     assert_true(test_wait(flags_active, b, WAIT_MS));
     /* a's selection is released towards the client, in the client's
      * layout (4-byte selection prefix: decoded without a drop) */
@@ -1618,23 +1196,6 @@ static void test_switch(void **state)
 }
 
 /* ---- 10. order and backpressure (the review of vdd-clipboard.c) ---- */
-
-typedef struct MonWait {
-    bool done, ok;
-    GError *error;
-} MonWait;
-
-static void monitors_done(GObject *src, GAsyncResult *res, gpointer user)
-{
-    MonWait *w = user;
-    w->ok = vdh_host_set_monitors_finish(F->host, res, &w->error);
-    w->done = true;
-}
-
-static bool mon_finished(void *d)
-{
-    return ((MonWait *)d)->done;
-}
 
 static void assert_fetch_digest(Fetch *f, uint64_t size, const char *digest)
 {
@@ -1669,7 +1230,7 @@ static void test_guest_msgs_during_stream(void **state)
     Fetch f;
     guest_offer_and_fetch(a, SEL_CB, PNG, &f);
     /* the host (spice-server) stops reading the port for a while */
-    vdp_port_pause_read(F->host->port, true);
+    vdp_port_pause_read(F->h.host->port, true);
     assert_true(test_agent_send_clip_fd(a, SEL_CB, PNG, size, fd));
     close(fd);
     test_spin(500);     /* the daemon queues as much as it will */
@@ -1692,13 +1253,14 @@ static void test_guest_msgs_during_stream(void **state)
     mc->count = 1;
     mc->monitors[0] = (VdpMonConfig){.width = 1024, .height = 768, .depth = 32};
     /* static: a failed test leaves the operation to end in the teardown */
-    static MonWait w;
+    static DhAsync w;
     g_clear_error(&w.error);
     memset(&w, 0, sizeof(w));
-    vdh_host_set_monitors_async(F->host, mc, LONG_WAIT_MS, NULL, monitors_done, &w);
+    w.host = F->h.host;
+    vdh_host_set_monitors_async(F->h.host, mc, LONG_WAIT_MS, NULL, dh_monitors_set, &w);
     assert_true(wait_count(&a->nmsgs[VD_AGENT_MONITORS_CONFIG], 1));
     test_spin(200);
-    vdp_port_pause_read(F->host->port, false);
+    vdp_port_pause_read(F->h.host->port, false);
     assert_true(test_wait(fetch_finished, &f, LONG_WAIT_MS));
     assert_fetch_digest(&f, size, digest);
     assert_true(wait_count(&F->rec.grabs[SEL_PRI], 1));
@@ -1706,7 +1268,7 @@ static void test_guest_msgs_during_stream(void **state)
     printf("the host saw %u of %u PRIMARY grabs, the last with serial %u\n", F->rec.grabs[SEL_PRI],
            REGRABS + 1, F->rec.grab_serial[SEL_PRI]);
     assert_int_equal(F->rec.grab_type[SEL_PRI], PNG);
-    assert_true(test_wait(mon_finished, &w, LONG_WAIT_MS));
+    assert_true(test_wait(dh_async_done, &w, LONG_WAIT_MS));
     if (!w.ok)
         fail_msg("monitors: %s", w.error ? w.error->message : "?");
     g_clear_error(&w.error);
@@ -1732,7 +1294,7 @@ static void test_client_answers_in_order(void **state)
         host_request(SEL_CB, UTF8);
     assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST], reqs + 3));
     unsigned before = F->rec.clipboards;
-    vdp_port_pause_read(F->host->port, true);
+    vdp_port_pause_read(F->h.host->port, true);
     char digest[65];
     int fd = test_memfd(32 * MIB, 1, SEALS, digest);
     assert_true(fd >= 0);
@@ -1748,7 +1310,7 @@ static void test_client_answers_in_order(void **state)
     close(fd);
     assert_true(test_wait(log_has_cb, "not sealed against shrinking and writing", WAIT_MS));
     test_spin(200);
-    vdp_port_pause_read(F->host->port, false);
+    vdp_port_pause_read(F->h.host->port, false);
     assert_true(test_wait(fetch_finished, &f, LONG_WAIT_MS));
     assert_fetch_digest(&f, 32 * MIB, digest);
     assert_true(wait_count(&F->rec.clipboards, before + 4));
@@ -1785,7 +1347,7 @@ static void test_client_flood_slow_agent(void **state)
     for (unsigned k = 0; k < FLOOD_GRABS; k++) {
         m->u.grab.serial = k;
         GError *error = NULL;
-        while (!vdh_send(F->host, m, &error)) {
+        while (!vdh_send(F->h.host, m, &error)) {
             g_clear_error(&error);
             test_spin(5);
             /* the host's own queue is full: let the agent read */
@@ -1827,7 +1389,7 @@ static void test_monitors_flood_slow_agent(void **state)
     bool resumed = false;
     for (unsigned k = 0; k < FLOOD_CONFIGS; k++) {
         GError *error = NULL;
-        while (!vdh_send(F->host, m, &error)) {
+        while (!vdh_send(F->h.host, m, &error)) {
             g_clear_error(&error);
             test_spin(5);
             if (!resumed && g_get_monotonic_time() - t0 > 3 * G_USEC_PER_SEC) {
@@ -1860,11 +1422,11 @@ static void test_agent_refusals_in_order(void **state)
     host_offer(SEL_CB, UTF8, small);
     assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_GRAB], 1));
     /* the host does not read for a moment: the requests wait */
-    vdp_port_pause_read(F->host->port, true);
+    vdp_port_pause_read(F->h.host->port, true);
     for (unsigned i = 0; i < 9; i++)
         assert_true(test_agent_send_request(a, SEL_CB, UTF8));
     test_spin(300);
-    vdp_port_pause_read(F->host->port, false);
+    vdp_port_pause_read(F->h.host->port, false);
     assert_true(wait_count(&a->clip_done, 9));
     for (unsigned i = 0; i < 8; i++) {
         assert_int_equal(a->clip_heads[i].type, UTF8);
@@ -1920,14 +1482,14 @@ static void test_port_lost_while_paused(void **state)
     test_agent_pause(a, true);
     assert_true(test_agent_send_request(a, SEL_CB, UTF8));
     assert_true(test_wait(log_has_cb, "is behind, pausing the port", WAIT_MS));
-    vdh_host_free(F->host);
-    F->host = NULL;
+    vdh_host_free(F->h.host);
+    F->h.host = NULL;
     /* a paused port notices the hang-up when it writes: the guest grabs */
     assert_true(test_agent_send_grab(a, SEL_PRI, UTF8));
     assert_true(test_wait(log_has_cb, "lost the host side of the agent port", WAIT_MS));
     gint64 t0 = g_get_monotonic_time();
     start_host(NULL);
-    host_ready();
+    dh_host_ready(&F->h);
     assert_true(test_wait(two_clients, NULL, WAIT_MS));
     printf("the new host connection was read after %.2f s\n", (double)(g_get_monotonic_time() - t0) / 1e6);
     /* the agent reads again: its stream was aborted, nothing else broke */
@@ -1988,7 +1550,7 @@ static void raw_request_seen(TestAgent *a, RawHost *rh, unsigned n)
 static void test_client_answers_aligned(void **state)
 {
     RawHost rh = {0};
-    VdpPortConfig cfg = {.path = F->port_path, .mode = VDP_PORT_LISTEN, .dir = VDP_FROM_GUEST};
+    VdpPortConfig cfg = {.path = F->h.port_path, .mode = VDP_PORT_LISTEN, .dir = VDP_FROM_GUEST};
     VdpPort *raw = vdp_port_new(NULL, &cfg, &rawh_cb, &rh);
     assert_non_null(raw);
     vdp_port_start(raw);
@@ -2060,7 +1622,7 @@ static void test_locked_drops_queued_data(void **state)
     host_request(SEL_CB, UTF8);
     assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIPBOARD_REQUEST], reqs + 1));
     unsigned before = F->rec.clipboards;
-    vdp_port_pause_read(F->host->port, true);
+    vdp_port_pause_read(F->h.host->port, true);
     int fd = test_memfd(32 * MIB, 5, SEALS, NULL);
     assert_true(test_agent_send_clip_fd(a, SEL_PRI, PNG, 32 * MIB, fd));
     close(fd);
@@ -2071,7 +1633,7 @@ static void test_locked_drops_queued_data(void **state)
     test_spin(200);
     set_locked(SESSION_PATH("2"), true);
     assert_true(test_wait(flags_locked, a, WAIT_MS));
-    vdp_port_pause_read(F->host->port, false);
+    vdp_port_pause_read(F->h.host->port, false);
     assert_true(test_wait(fetch_finished, &f, LONG_WAIT_MS));
     assert_true(wait_count(&F->rec.clipboards, before + 2));
     /* the stream that had begun is finished (its size is on the wire) */
@@ -2103,22 +1665,12 @@ static void test_locked_agent_gone(void **state)
 
 int main(void)
 {
-    verbose = g_getenv("VDD_TEST_VERBOSE") != NULL;
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IONBF, 0);
-    dbus_daemon_path = vdp_test_find_dbus_daemon();
-    bool bus_ok = dbus_daemon_path && vdp_test_have_dbusmock();
-    bus_dir = g_dir_make_tmp("test-dclip-bus-XXXXXX", NULL);
-    if (!bus_dir)
+    /* the daemon and the mock inherit the private bus: never a real bus */
+    if (!dh_bus_init("test-dclip-bus"))
         return 1;
-    bus_socket = g_build_filename(bus_dir, "bus", NULL);
-    bus_addr = g_strdup_printf("unix:path=%s", bus_socket);
-    g_setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_addr, TRUE);
-    g_setenv("DBUS_SESSION_BUS_ADDRESS", bus_addr, TRUE);
-    g_unsetenv("DBUS_STARTER_ADDRESS");
-    g_unsetenv("LISTEN_FDS");
-    g_unsetenv("LISTEN_PID");
-    g_unsetenv("NOTIFY_SOCKET");
+    bool bus_ok = dh_bus_dbus_daemon() && vdp_test_have_dbusmock();
 
     /* VDD_TEST_ONLY=pattern runs only the matching tests */
     if (g_getenv("VDD_TEST_ONLY"))
@@ -2164,11 +1716,6 @@ int main(void)
         rc |= cmocka_run_group_tests_name("daemon clipboard, sessions", bus_tests, NULL, NULL);
     else
         printf("SKIP: the session tests need dbus-daemon and python3-dbusmock for " PYTHON "\n");
-    unlink(bus_socket);
-    rmdir(bus_dir);
-    g_free(bus_addr);
-    g_free(bus_socket);
-    g_free(bus_dir);
-    g_free(dbus_daemon_path);
+    dh_bus_fini();
     return rc;
 }

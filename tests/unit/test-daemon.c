@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "daemon-harness.h"
 #include "test-agent.h"
 #include "vdh-host.h"
 #include "vdp-port.h"
@@ -97,10 +98,7 @@ static const VdpPortCallbacks raw_cb = {.state_changed = raw_state, .message = r
 /* ---- fixture ---- */
 
 typedef struct Fixture {
-    char *dir, *port_path, *sock_path, *fifo_path;
-    int fifo_fd;
-    GPid pid;
-    VdhHost *host;
+    DaemonHarness h;
     RawHost raw;
     uint8_t evbuf[1 << 20];
     size_t evlen;
@@ -108,67 +106,30 @@ typedef struct Fixture {
 
 static Fixture *F;
 
-static const char *daemon_path(void)
-{
-    static char path[4096];
-    const char *top = getenv("top_builddir");
-    snprintf(path, sizeof(path), "%s/spice-vdagentd", top && *top ? top : ".");
-    return path;
-}
-
-static bool socket_up(void *data)
-{
-    int fd = vdp_unix_connect(F->sock_path);
-    if (fd < 0) {
-        g_usleep(10000);
-        return false;
-    }
-    close(fd);
-    return true;
-}
-
 static void start_daemon(void)
 {
-    char *argv[] = {(char *)daemon_path(), "-x", "-X", "-f", "-s", F->port_path, "-S", F->sock_path,
-                    "-u", F->fifo_path, NULL};
-    char **env = g_get_environ();
-    env = g_environ_setenv(env, "VDAGENTD_TEST_HANDSHAKE_MS", "1000", TRUE);
-    GError *error = NULL;
-    gboolean ok = g_spawn_async(NULL, argv, env, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &F->pid, &error);
-    if (!ok)
-        fail_msg("cannot start %s: %s", argv[0], error->message);
-    g_strfreev(env);
-    assert_true(test_wait(socket_up, NULL, WAIT_MS));
+    static const char *const args[] = {"-X", NULL};
+    /* the daemon's output goes to the test's log */
+    DhDaemonOpts o = {.args = args, .handshake_ms = HANDSHAKE_MS, .out = DH_OUT_INHERIT};
+    dh_start_daemon(&F->h, &o);
 }
 
 static void start_host(bool raw)
 {
     if (raw) {
-        VdpPortConfig cfg = {.path = F->port_path, .mode = VDP_PORT_LISTEN, .dir = VDP_FROM_GUEST};
+        VdpPortConfig cfg = {.path = F->h.port_path, .mode = VDP_PORT_LISTEN, .dir = VDP_FROM_GUEST};
         F->raw.port = vdp_port_new(NULL, &cfg, &raw_cb, &F->raw);
         assert_non_null(F->raw.port);
         vdp_port_start(F->raw.port);
     } else {
-        VdhHostConfig cfg = {.path = F->port_path, .listen = true};
-        GError *error = NULL;
-        F->host = vdh_host_new(&cfg, NULL, NULL, &error);
-        assert_non_null(F->host);
-        vdh_host_start(F->host);
+        dh_start_host(&F->h, NULL, 0, NULL, NULL);
     }
 }
 
 static int setup_common(bool raw)
 {
-    alarm(TEST_TIMEOUT_S);
     F = g_new0(Fixture, 1);
-    F->dir = g_dir_make_tmp("test-daemon-XXXXXX", NULL);
-    assert_non_null(F->dir);
-    F->port_path = g_build_filename(F->dir, "port", NULL);
-    F->sock_path = g_build_filename(F->dir, "sock", NULL);
-    F->fifo_path = g_build_filename(F->dir, "fifo", NULL);
-    assert_int_equal(mkfifo(F->fifo_path, 0600), 0);
-    F->fifo_fd = open(F->fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    assert_true(F->fifo_fd >= 0);
+    dh_setup(&F->h, "test-daemon", WAIT_MS, TEST_TIMEOUT_S);
     start_host(raw);
     start_daemon();
     return 0;
@@ -184,82 +145,25 @@ static int setup_raw(void **state)
     return setup_common(true);
 }
 
-static bool child_gone(void *data)
-{
-    int *status = data;
-    pid_t r = waitpid(F->pid, status, WNOHANG);
-    if (r == 0)
-        g_usleep(10000);
-    return r == F->pid;
-}
-
 static int teardown(void **state)
 {
-    int status = -1;
-    kill(F->pid, SIGTERM);
-    bool gone = test_wait(child_gone, &status, WAIT_MS);
-    if (!gone) {
-        kill(F->pid, SIGKILL);
-        waitpid(F->pid, &status, 0);
-    }
-    if (F->host)
-        vdh_host_free(F->host);
+    DhExit e = dh_finish(&F->h);
     if (F->raw.port)
         vdp_port_free(F->raw.port);
-    close(F->fifo_fd);
-    unlink(F->fifo_path);
-    unlink(F->port_path);
-    unlink(F->sock_path);
-    rmdir(F->dir);
-    g_free(F->dir);
-    g_free(F->port_path);
-    g_free(F->sock_path);
-    g_free(F->fifo_path);
-    g_free(F);
-    F = NULL;
-    alarm(0);
+    g_clear_pointer(&F, g_free);
     /* a clean exit on SIGTERM */
-    assert_true(gone);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    dh_assert_clean_exit(&e);
     return 0;
 }
 
 /* ---- helpers ---- */
 
-static bool agent_answered(void *data)
-{
-    TestAgent *a = data;
-    return a->welcomed || a->rejected || a->closed;
-}
-
-static TestAgent *agent_new(void)
-{
-    TestAgent *a = test_agent_connect(F->sock_path, VDP_IPC_ROLE_AGENT, "test-agent");
-    assert_non_null(a);
-    assert_true(test_wait(agent_answered, a, WAIT_MS));
-    return a;
-}
-
 static TestAgent *agent_with_layout(bool two)
 {
-    TestAgent *a = agent_new();
+    TestAgent *a = dh_agent_connect(&F->h);
     assert_true(a->welcomed);
-    VdpIpcGuestLayout *l = g_new0(VdpIpcGuestLayout, 1);
-    if (two)
-        test_layout_two(l);
-    else
-        test_layout_one(l);
-    assert_true(test_agent_send_layout(a, l));
-    g_free(l);
+    dh_send_layout(a, two);
     return a;
-}
-
-static void host_ready(void)
-{
-    GError *error = NULL;
-    if (!vdh_host_wait_ready_sync(F->host, WAIT_MS, &error))
-        fail_msg("host not ready: %s", error->message);
 }
 
 static bool client_flag(void *d)
@@ -283,31 +187,14 @@ static bool has_status(void *d)
     return ((TestAgent *)d)->status_json != NULL;
 }
 
-static bool host_disconnected(void *data)
-{
-    return !vdh_host_is_connected(F->host);
-}
-
 static bool raw_open(void *data)
 {
     return F->raw.open && F->raw.announces > 0;
 }
 
-typedef struct Count {
-    const unsigned *p;
-    unsigned want;
-} Count;
-
-static bool count_reached(void *data)
-{
-    Count *c = data;
-    return *c->p >= c->want;
-}
-
 static bool wait_count(const unsigned *p, unsigned want)
 {
-    Count c = {p, want};
-    return test_wait(count_reached, &c, WAIT_MS);
+    return dh_wait_count(p, want, WAIT_MS);
 }
 
 static void raw_announce(bool request, bool detailed_errors)
@@ -338,7 +225,7 @@ static void raw_monitors(void)
 static size_t fifo_read(void)
 {
     for (;;) {
-        ssize_t n = read(F->fifo_fd, F->evbuf + F->evlen, sizeof(F->evbuf) - F->evlen);
+        ssize_t n = read(F->h.fifo_fd, F->evbuf + F->evlen, sizeof(F->evbuf) - F->evlen);
         if (n <= 0)
             break;
         F->evlen += (size_t)n;
@@ -379,7 +266,7 @@ static bool wait_event(size_t from, uint16_t type, uint16_t code, int32_t value)
 static void mouse(uint32_t x, uint32_t y, uint32_t buttons, uint8_t display)
 {
     GError *error = NULL;
-    if (!vdh_host_mouse(F->host, x, y, buttons, display, &error))
+    if (!vdh_host_mouse(F->h.host, x, y, buttons, display, &error))
         fail_msg("mouse: %s", error->message);
 }
 
@@ -387,18 +274,18 @@ static void mouse(uint32_t x, uint32_t y, uint32_t buttons, uint8_t display)
 
 static void test_port_follows_layout(void **state)
 {
-    TestAgent *a = agent_new();
+    TestAgent *a = dh_agent_connect(&F->h);
     assert_true(a->welcomed);
     assert_true(wait_count(&a->session_states, 1));
     assert_int_equal(a->session_flags & VDP_IPC_SESSION_ACTIVE, VDP_IPC_SESSION_ACTIVE);
     /* no layout: the port stays closed */
     test_spin(400);
-    assert_false(vdh_host_is_connected(F->host));
+    assert_false(vdh_host_is_connected(F->h.host));
     VdpIpcGuestLayout l;
     test_layout_one(&l);
     assert_true(test_agent_send_layout(a, &l));
-    host_ready();
-    const VdpCaps *caps = vdh_host_get_guest_caps(F->host);
+    dh_host_ready(&F->h);
+    const VdpCaps *caps = vdh_host_get_guest_caps(F->h.host);
     assert_non_null(caps);
     assert_true(vdp_caps_has(caps, VD_AGENT_CAP_MOUSE_STATE));
     assert_true(vdp_caps_has(caps, VD_AGENT_CAP_MONITORS_CONFIG));
@@ -413,9 +300,9 @@ static void test_port_follows_layout(void **state)
     assert_true(test_wait(client_flag, a, WAIT_MS));
     /* the agent leaves: the port closes */
     test_agent_free(a);
-    assert_true(test_wait(host_disconnected, NULL, WAIT_MS));
+    assert_true(test_wait(dh_host_disconnected, &F->h, WAIT_MS));
     test_spin(300);
-    assert_false(vdh_host_is_connected(F->host));
+    assert_false(vdh_host_is_connected(F->h.host));
 }
 
 static void test_caps_request(void **state)
@@ -440,7 +327,7 @@ static void test_caps_request(void **state)
 static void test_monitors_physical(void **state)
 {
     TestAgent *a = agent_with_layout(false);
-    host_ready();
+    dh_host_ready(&F->h);
     VdpMonitorsConfig *cfg = g_new0(VdpMonitorsConfig, 1);
     cfg->flags = VD_AGENT_CONFIG_MONITORS_FLAG_USE_POS | VD_AGENT_CONFIG_MONITORS_FLAG_PHYSICAL_SIZE;
     cfg->count = 2;
@@ -448,7 +335,7 @@ static void test_monitors_physical(void **state)
     cfg->monitors[1] = (VdpMonConfig){.width = 1920, .height = 1080, .depth = 32, .x = 1366,
                                       .mm_width = 509, .mm_height = 286};
     GError *error = NULL;
-    if (!vdh_host_set_monitors_sync(F->host, cfg, WAIT_MS, &error))
+    if (!vdh_host_set_monitors_sync(F->h.host, cfg, WAIT_MS, &error))
         fail_msg("set monitors: %s", error->message);
     assert_true(wait_count(&a->nmsgs[VD_AGENT_MONITORS_CONFIG], 1));
     VdpMsg *m = g_new0(VdpMsg, 1);
@@ -467,7 +354,7 @@ static void test_monitors_physical(void **state)
 static void test_mouse_fifo(void **state)
 {
     TestAgent *a = agent_with_layout(true);
-    host_ready();
+    dh_host_ready(&F->h);
     test_spin(100);
     size_t n0 = fifo_read();
     mouse(10, 20, 0, 0);
@@ -507,7 +394,7 @@ static void test_mouse_fifo(void **state)
 static void test_fifo_stall(void **state)
 {
     TestAgent *a = agent_with_layout(false);
-    host_ready();
+    dh_host_ready(&F->h);
     /* nobody reads the FIFO: far more than the pipe and the daemon's buffer */
     for (unsigned i = 0; i < 8000; i++) {
         mouse(i % 1000, (i * 7) % 700, (i & 1) ? VD_AGENT_LBUTTON_MASK : 0, 0);
@@ -519,7 +406,7 @@ static void test_fifo_stall(void **state)
     cfg->count = 1;
     cfg->monitors[0] = (VdpMonConfig){.width = 800, .height = 600, .depth = 32};
     GError *error = NULL;
-    if (!vdh_host_set_monitors_sync(F->host, cfg, WAIT_MS, &error))
+    if (!vdh_host_set_monitors_sync(F->h.host, cfg, WAIT_MS, &error))
         fail_msg("set monitors while the FIFO is full: %s", error->message);
     g_free(cfg);
     assert_true(wait_count(&a->nmsgs[VD_AGENT_MONITORS_CONFIG], 1));
@@ -578,9 +465,9 @@ static void test_malformed_host(void **state)
 
 static void test_second_agent(void **state)
 {
-    TestAgent *a = agent_new();
+    TestAgent *a = dh_agent_connect(&F->h);
     assert_true(a->welcomed);
-    TestAgent *b = agent_new();
+    TestAgent *b = dh_agent_connect(&F->h);
     assert_true(b->rejected);
     assert_int_equal(b->reject_reason, VDP_IPC_REJECT_DUPLICATE);
     test_agent_free(b);
@@ -588,7 +475,7 @@ static void test_second_agent(void **state)
     VdpIpcGuestLayout l;
     test_layout_one(&l);
     assert_true(test_agent_send_layout(a, &l));
-    host_ready();
+    dh_host_ready(&F->h);
     assert_false(a->closed);
     assert_true(a->session_flags & VDP_IPC_SESSION_ACTIVE);
     test_agent_free(a);
@@ -618,7 +505,7 @@ static void raw_hello(int fd)
 static void test_agent_garbage(void **state)
 {
     /* an agent that sends garbage after its HELLO */
-    int fd = vdp_unix_connect(F->sock_path);
+    int fd = vdp_unix_connect(F->h.sock_path);
     assert_true(fd >= 0);
     raw_hello(fd);
     uint8_t junk[12] = {0xff, 0xff, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
@@ -626,7 +513,7 @@ static void test_agent_garbage(void **state)
     assert_true(test_wait(fd_closed_by_peer, &fd, WAIT_MS));
     close(fd);
     /* an oversize frame header */
-    fd = vdp_unix_connect(F->sock_path);
+    fd = vdp_unix_connect(F->h.sock_path);
     assert_true(fd >= 0);
     raw_hello(fd);
     uint8_t hdr[VDP_IPC_HEADER_SIZE];
@@ -636,23 +523,23 @@ static void test_agent_garbage(void **state)
     assert_true(test_wait(fd_closed_by_peer, &fd, WAIT_MS));
     close(fd);
     /* a layout that does not decode */
-    TestAgent *a = agent_new();
+    TestAgent *a = dh_agent_connect(&F->h);
     assert_true(a->welcomed);
     uint8_t bad[12] = {0};
     vdp_put_le32(bad + 8, 5);
     vdp_ipc_conn_send(a->conn, VDP_IPC_GUEST_LAYOUT, 0, bad, sizeof(bad), NULL, 0);
-    assert_true(test_wait(agent_answered, a, WAIT_MS));
+    assert_true(test_wait(dh_agent_answered, a, WAIT_MS));
     assert_true(test_wait(agent_closed, a, WAIT_MS));
     test_agent_free(a);
     /* the daemon is alive and takes a new agent */
     a = agent_with_layout(false);
-    host_ready();
+    dh_host_ready(&F->h);
     test_agent_free(a);
 }
 
 static void test_handshake_timeout(void **state)
 {
-    int fd = vdp_unix_connect(F->sock_path);
+    int fd = vdp_unix_connect(F->h.sock_path);
     assert_true(fd >= 0);
     gint64 t0 = g_get_monotonic_time();
     assert_true(test_wait(fd_closed_by_peer, &fd, WAIT_MS));
@@ -665,13 +552,13 @@ static void test_connection_limit(void **state)
 {
     int fds[8];
     for (unsigned i = 0; i < 8; i++) {
-        fds[i] = vdp_unix_connect(F->sock_path);
+        fds[i] = vdp_unix_connect(F->h.sock_path);
         assert_true(fds[i] >= 0);
     }
     /* the 9th connection of this uid is refused */
-    TestAgent *a = test_agent_connect(F->sock_path, VDP_IPC_ROLE_AGENT, "ninth");
+    TestAgent *a = test_agent_connect(F->h.sock_path, VDP_IPC_ROLE_AGENT, "ninth");
     assert_non_null(a);
-    assert_true(test_wait(agent_answered, a, WAIT_MS));
+    assert_true(test_wait(dh_agent_answered, a, WAIT_MS));
     assert_true(a->rejected);
     assert_int_equal(a->reject_reason, VDP_IPC_REJECT_TOO_MANY);
     test_agent_free(a);
@@ -679,7 +566,7 @@ static void test_connection_limit(void **state)
         close(fds[i]);
     /* slots are free again */
     test_spin(200);
-    a = agent_new();
+    a = dh_agent_connect(&F->h);
     assert_true(a->welcomed);
     test_agent_free(a);
 }
@@ -687,10 +574,10 @@ static void test_connection_limit(void **state)
 static void test_client_disconnected(void **state)
 {
     TestAgent *a = agent_with_layout(false);
-    host_ready();
+    dh_host_ready(&F->h);
     assert_true(test_wait(client_flag, a, WAIT_MS));
     GError *error = NULL;
-    assert_true(vdh_host_send_client_disconnected(F->host, &error));
+    assert_true(vdh_host_send_client_disconnected(F->h.host, &error));
     assert_true(wait_count(&a->nmsgs[VD_AGENT_CLIENT_DISCONNECTED], 1));
     assert_true(test_wait(no_client, a, WAIT_MS));
     test_agent_free(a);
@@ -699,21 +586,21 @@ static void test_client_disconnected(void **state)
 static void test_redeliver(void **state)
 {
     TestAgent *a = agent_with_layout(false);
-    host_ready();
+    dh_host_ready(&F->h);
     VdpGraphicsDeviceInfo *gi = g_new0(VdpGraphicsDeviceInfo, 1);
     gi->count = 1;
     gi->info[0] = (VdpDeviceDisplayInfo){.channel_id = 0, .monitor_id = 0, .device_display_id = 3,
                                          .device_address = "pci/0000/02.0", .device_address_len = 14};
     GError *error = NULL;
-    assert_true(vdh_host_send_graphics_device_info(F->host, gi, &error));
+    assert_true(vdh_host_send_graphics_device_info(F->h.host, gi, &error));
     uint16_t vol[2] = {1000, 2000};
-    assert_true(vdh_host_send_audio_volume(F->host, true, false, vol, 2, &error));
+    assert_true(vdh_host_send_audio_volume(F->h.host, true, false, vol, 2, &error));
     assert_true(wait_count(&a->nmsgs[VD_AGENT_GRAPHICS_DEVICE_INFO], 1));
     assert_true(wait_count(&a->nmsgs[VD_AGENT_AUDIO_VOLUME_SYNC], 1));
     test_agent_free(a);
-    assert_true(test_wait(host_disconnected, NULL, WAIT_MS));
+    assert_true(test_wait(dh_host_disconnected, &F->h, WAIT_MS));
     /* a new agent gets both at once, before it even reports a layout */
-    TestAgent *b = agent_new();
+    TestAgent *b = dh_agent_connect(&F->h);
     assert_true(b->welcomed);
     assert_true(wait_count(&b->nmsgs[VD_AGENT_GRAPHICS_DEVICE_INFO], 1));
     assert_true(wait_count(&b->nmsgs[VD_AGENT_AUDIO_VOLUME_SYNC], 1));
@@ -733,7 +620,7 @@ static void test_redeliver(void **state)
 
 static char *run_status(bool json, int *exit_status, const char *sock)
 {
-    char *argv[] = {(char *)daemon_path(), "--status", "-S", (char *)sock, json ? "--json" : NULL, NULL};
+    char *argv[] = {(char *)dh_daemon_path(), "--status", "-S", (char *)sock, json ? "--json" : NULL, NULL};
     char *out = NULL, *err = NULL;
     int status = -1;
     GError *error = NULL;
@@ -771,10 +658,10 @@ static char *run_status(bool json, int *exit_status, const char *sock)
 static void test_status(void **state)
 {
     TestAgent *a = agent_with_layout(true);
-    host_ready();
+    dh_host_ready(&F->h);
     assert_true(test_wait(client_flag, a, WAIT_MS));
     int st = -1;
-    char *text = run_status(false, &st, F->sock_path);
+    char *text = run_status(false, &st, F->h.sock_path);
     assert_int_equal(st, 0);
     assert_non_null(strstr(text, "open"));
     assert_non_null(strstr(text, "client:          connected"));
@@ -782,7 +669,7 @@ static void test_status(void **state)
     assert_non_null(strstr(text, " active"));
     g_free(text);
 
-    char *js = run_status(true, &st, F->sock_path);
+    char *js = run_status(true, &st, F->h.sock_path);
     assert_int_equal(st, 0);
     json_object *root = json_tokener_parse(js);
     assert_non_null(root);
@@ -810,8 +697,8 @@ static void test_status(void **state)
     g_free(js);
 
     /* the same over an in-process control client */
-    TestAgent *c = test_agent_connect(F->sock_path, VDP_IPC_ROLE_CONTROL, "test-control");
-    assert_true(test_wait(agent_answered, c, WAIT_MS));
+    TestAgent *c = test_agent_connect(F->h.sock_path, VDP_IPC_ROLE_CONTROL, "test-control");
+    assert_true(test_wait(dh_agent_answered, c, WAIT_MS));
     assert_true(c->welcomed);
     assert_true(test_agent_send_status_request(c));
     assert_true(test_wait(has_status, c, WAIT_MS));
@@ -819,7 +706,7 @@ static void test_status(void **state)
     test_agent_free(c);
 
     /* no daemon there */
-    char *nosock = g_build_filename(F->dir, "nothing", NULL);
+    char *nosock = g_build_filename(F->h.dir, "nothing", NULL);
     char *none = run_status(false, &st, nosock);
     assert_int_equal(st, 1);
     g_free(none);
@@ -901,7 +788,7 @@ static void test_xfer_limits(void **state)
 
 static char *make_file(const char *name, size_t size, char **sha)
 {
-    char *path = g_build_filename(F->dir, name, NULL);
+    char *path = g_build_filename(F->h.dir, name, NULL);
     uint8_t *data = g_malloc(size);
     uint32_t v = 12345;
     for (size_t i = 0; i < size; i++) {
@@ -919,7 +806,7 @@ static TestAgent *xfer_agent(void)
 {
     TestAgent *a = agent_with_layout(false);
     a->xfer_accept = true;
-    host_ready();
+    dh_host_ready(&F->h);
     return a;
 }
 
@@ -930,7 +817,7 @@ static void test_xfer_file(void **state)
     char *path = make_file("three.bin", 3u << 20, &sha);
     const char *paths[] = {path, NULL};
     GError *error = NULL;
-    if (!vdh_host_send_files_sync(F->host, paths, NULL, NULL, WAIT_MS, &error))
+    if (!vdh_host_send_files_sync(F->h.host, paths, NULL, NULL, WAIT_MS, &error))
         fail_msg("send: %s", error->message);
     assert_int_equal(a->xfer_received, 3u << 20);
     assert_int_equal(a->xfer_done, 1);
@@ -947,43 +834,20 @@ static void test_xfer_file(void **state)
 static void test_xfer_no_agent(void **state)
 {
     TestAgent *a = agent_with_layout(false);
-    host_ready();
+    dh_host_ready(&F->h);
     test_agent_free(a);
     test_spin(100);   /* the port stays open for a grace period */
-    assert_true(vdh_host_is_connected(F->host));
+    assert_true(vdh_host_is_connected(F->h.host));
     char *path = make_file("small.bin", 100, NULL);
     const char *paths[] = {path, NULL};
     GError *error = NULL;
-    assert_false(vdh_host_send_files_sync(F->host, paths, NULL, NULL, WAIT_MS, &error));
+    assert_false(vdh_host_send_files_sync(F->h.host, paths, NULL, NULL, WAIT_MS, &error));
     assert_non_null(error);
     assert_true(g_error_matches(error, VDH_ERROR, VDH_ERROR_REFUSED));
     assert_non_null(strstr(error->message, "no session agent"));
     g_error_free(error);
     unlink(path);
     g_free(path);
-}
-
-typedef struct AsyncXfer {
-    bool done, ok;
-    GError *error;
-    uint64_t sent;
-} AsyncXfer;
-
-static void xfer_progress(void *user, const VdhXferProgress *p)
-{
-    ((AsyncXfer *)user)->sent = p->sent;
-}
-
-static void xfer_done(GObject *src, GAsyncResult *res, gpointer user)
-{
-    AsyncXfer *ax = user;
-    ax->ok = vdh_host_send_files_finish(F->host, res, &ax->error);
-    ax->done = true;
-}
-
-static bool ax_done(void *d)
-{
-    return ((AsyncXfer *)d)->done;
 }
 
 static bool got_data(void *d)
@@ -997,11 +861,11 @@ static void test_xfer_agent_gone(void **state)
     a->xfer_no_success = true;
     char *path = make_file("big.bin", 3u << 20, NULL);
     const char *paths[] = {path, NULL};
-    AsyncXfer ax = {0};
-    vdh_host_send_files_async(F->host, paths, xfer_progress, &ax, WAIT_MS, NULL, xfer_done, &ax);
+    DhAsync ax = {.host = F->h.host};
+    vdh_host_send_files_async(F->h.host, paths, dh_files_progress, &ax, WAIT_MS, NULL, dh_files_sent, &ax);
     assert_true(test_wait(got_data, a, WAIT_MS));
     test_agent_free(a);
-    assert_true(test_wait(ax_done, &ax, WAIT_MS));
+    assert_true(test_wait(dh_async_done, &ax, WAIT_MS));
     assert_false(ax.ok);
     assert_non_null(ax.error);
     assert_non_null(strstr(ax.error->message, "cancelled"));
@@ -1020,8 +884,8 @@ static void test_xfer_backpressure(void **state)
     size_t size = 16u << 20;
     char *path = make_file("huge.bin", size, &sha);
     const char *paths[] = {path, NULL};
-    AsyncXfer ax = {0};
-    vdh_host_send_files_async(F->host, paths, xfer_progress, &ax, WAIT_MS, NULL, xfer_done, &ax);
+    DhAsync ax = {.host = F->h.host};
+    vdh_host_send_files_async(F->h.host, paths, dh_files_progress, &ax, WAIT_MS, NULL, dh_files_sent, &ax);
     assert_true(test_wait(got_data, a, WAIT_MS));
     vdp_ipc_conn_pause_read(a->conn, true);
     test_spin(500);
@@ -1032,7 +896,7 @@ static void test_xfer_backpressure(void **state)
     assert_int_equal(ax.sent, stalled);
     assert_false(a->closed);
     vdp_ipc_conn_pause_read(a->conn, false);
-    assert_true(test_wait(ax_done, &ax, 4 * WAIT_MS));
+    assert_true(test_wait(dh_async_done, &ax, 4 * WAIT_MS));
     if (!ax.ok)
         fail_msg("send: %s", ax.error->message);
     assert_int_equal(a->xfer_received, size);
