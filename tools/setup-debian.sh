@@ -15,7 +15,7 @@ PACKAGES=(
     clang libclang-rt-14-dev
     # integration tests: X server with RandR (dummy driver), X clients,
     # and Debian's spice-vdagent 0.22.1 as the reference peer
-    xserver-xorg-core xserver-xorg-video-dummy xvfb x11-xserver-utils x11-apps x11-utils xcvt xclip xdotool
+    xserver-xorg-core xserver-xorg-video-dummy xvfb x11-xserver-utils x11-apps x11-utils xcvt xclip xdotool strace
     spice-vdagent dbus-daemon
     # logind stand-in for the daemon's session tests (run with /usr/bin/python3)
     python3-dbusmock
