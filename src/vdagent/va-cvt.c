@@ -77,3 +77,34 @@ bool va_cvt_rb(uint32_t width, uint32_t height, double refresh, VaCvtMode *m)
     *m = r;
     return true;
 }
+
+/* Lowering the refresh to fit a clock: the clock is nearly proportional to
+ * the refresh (the blank is a small share), so a proportional guess is
+ * close; then steps of this factor down, at most this many. */
+#define CVT_FIT_STEP 0.99
+#define CVT_FIT_MAX_STEPS 200
+
+bool va_cvt_rb_fit(uint32_t width, uint32_t height, double refresh, uint64_t max_clock,
+                   VaCvtMode *m, double *used_refresh)
+{
+    VaCvtMode r;
+    if (!va_cvt_rb(width, height, refresh, &r))
+        return false;
+    if (r.dot_clock > max_clock) {
+        double f = refresh * (double)max_clock / (double)r.dot_clock;
+        bool fits = false;
+        for (int i = 0; i < CVT_FIT_MAX_STEPS && f >= VA_CVT_MIN_REFRESH; i++, f *= CVT_FIT_STEP) {
+            if (va_cvt_rb(width, height, f, &r) && r.dot_clock <= max_clock) {
+                fits = true;
+                break;
+            }
+        }
+        if (!fits)
+            return false;
+        refresh = f;
+    }
+    *m = r;
+    if (used_refresh)
+        *used_refresh = refresh;
+    return true;
+}

@@ -37,4 +37,12 @@ typedef struct VaCvtMode {
  * height is too small to leave any active time. */
 bool va_cvt_rb(uint32_t width, uint32_t height, double refresh, VaCvtMode *m);
 
+/* Like va_cvt_rb, but when the pixel clock at refresh Hz would exceed
+ * max_clock Hz (XRRModeInfo.dotClock is 32 bits on the wire: 16000x8000 at
+ * 60 Hz needs 7.98 GHz), the highest lower refresh whose clock fits. False
+ * when even VA_CVT_MIN_REFRESH does not fit or va_cvt_rb fails. The
+ * refresh used is in *used_refresh (may be NULL). */
+bool va_cvt_rb_fit(uint32_t width, uint32_t height, double refresh, uint64_t max_clock,
+                   VaCvtMode *m, double *used_refresh);
+
 #endif /* VA_CVT_H */

@@ -6,10 +6,15 @@
  * new screen) are switched off first, then the screen size is set (it can
  * only shrink once nothing lies outside it, and must grow before a CRTC is
  * placed beyond the old size), then every enabled output gets a CRTC (the
- * one it really uses, else a free one from its possible list) and a mode of
- * exactly the wanted size (an existing one, else a CVT reduced-blanking
- * mode we create). Modes we created and no longer use are deleted. A
- * failure is reported, not fatal: the state found before is put back.
+ * one it really uses where it can, else another from its possible list,
+ * chosen as a bipartite matching: va-display-crtc.c) and a mode of exactly
+ * the wanted size (an existing one, else a CVT reduced-blanking mode we
+ * create, at a lower refresh if 60 Hz needs a pixel clock over 32 bits).
+ * Modes we created and no longer use are deleted. A failure is reported,
+ * not fatal: if any request that changes the screen had been sent, the
+ * configuration read under the grab before the apply is put back (each
+ * CRTC's mode, position, rotation and outputs, the screen size); a failure
+ * before that (CRTC choice, mode timings, mode creation) touches nothing.
  */
 #include "config.h"
 
@@ -20,6 +25,7 @@
 #include <X11/extensions/Xrandr.h>
 
 #include "va-cvt.h"
+#include "va-display-crtc.h"
 #include "va-display-randr.h"
 
 /* The refresh rate of the modes we create: what SPICE clients show at and
@@ -207,11 +213,17 @@ static RRMode mode_for(ApplyCtx *a, int i, uint32_t w, uint32_t h, GError **erro
     }
     if (found == None) {
         VaCvtMode cvt;
-        if (!va_cvt_rb(w, h, RANDR_MODE_REFRESH, &cvt)) {
+        double refresh = RANDR_MODE_REFRESH;
+        /* XRRModeInfo.dotClock goes out as 32 bits: a larger clock would
+         * be cut off; a lower refresh that fits is used instead. */
+        if (!va_cvt_rb_fit(w, h, RANDR_MODE_REFRESH, UINT32_MAX, &cvt, &refresh)) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                         "no CVT timings for %ux%u", w, h);
             return None;
         }
+        if (refresh != RANDR_MODE_REFRESH)
+            g_message("display: %ux%u at %.0f Hz needs a pixel clock over 2^32 Hz; using "
+                      "%.2f Hz", w, h, RANDR_MODE_REFRESH, refresh);
         if (b->created->len >= RANDR_MAX_CREATED) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
                         "too many modes of our own still exist");
@@ -262,7 +274,10 @@ static bool crtc_off(ApplyCtx *a, int c)
     return s == RRSetConfigSuccess;
 }
 
-static bool apply_once(RandrBackend *b, const VaDispWanted *w, GError **error)
+/* Applies w. *changed is set once a request that changes the screen's
+ * configuration has been sent (before that, a failure left everything as
+ * it was: nothing to restore). */
+static bool apply_once(RandrBackend *b, const VaDispWanted *w, bool *changed, GError **error)
 {
     ApplyCtx a;
     bool ok = false;
@@ -287,35 +302,32 @@ static bool apply_once(RandrBackend *b, const VaDispWanted *w, GError **error)
     mode_of = g_new0(RRMode, (gsize)MAX(a.n, 1));
     taken = g_new0(bool, (gsize)MAX(a.res->ncrtc, 1));
 
-    /* CRTCs: first every enabled output keeps the one it really uses
-     * (unless another enabled output already claimed it: clones) ... */
+    /* CRTCs: a matching (va-display-crtc.c), outputs keeping the CRTC
+     * they drive where they can. */
+    if (a.res->ncrtc > (int)VA_CRTC_MAX)
+        g_debug("display: %d CRTCs, only the first %u are used", a.res->ncrtc, VA_CRTC_MAX);
+    VaCrtcOutput co[VA_DISP_MAX_OUTPUTS];
     for (int i = 0; i < a.n; i++) {
-        crtc_of[i] = -1;
-        if (!w->outputs[i].enabled || a.oi[i]->crtc == None)
-            continue;
-        int c = crtc_index(&a, a.oi[i]->crtc);
-        if (c >= 0 && !taken[c]) {
-            crtc_of[i] = c;
-            taken[c] = true;
-        }
-    }
-    /* ... then the others get a free one they can drive. */
-    for (int i = 0; i < a.n; i++) {
-        if (!w->outputs[i].enabled || crtc_of[i] >= 0)
-            continue;
-        for (int k = 0; k < a.oi[i]->ncrtc && crtc_of[i] < 0; k++) {
+        co[i].wanted = w->outputs[i].enabled;
+        co[i].current = a.oi[i]->crtc != None ? crtc_index(&a, a.oi[i]->crtc) : -1;
+        if (co[i].current >= (int)VA_CRTC_MAX)
+            co[i].current = -1;
+        co[i].possible = 0;
+        for (int k = 0; k < a.oi[i]->ncrtc; k++) {
             int c = crtc_index(&a, a.oi[i]->crtcs[k]);
-            if (c >= 0 && !taken[c]) {
-                crtc_of[i] = c;
-                taken[c] = true;
-            }
-        }
-        if (crtc_of[i] < 0) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
-                        "no free CRTC for output %s", a.oi[i]->name);
-            goto out;
+            if (c >= 0 && c < (int)VA_CRTC_MAX)
+                co[i].possible |= UINT64_C(1) << c;
         }
     }
+    int unassigned = va_crtc_assign(co, (unsigned)a.n, (unsigned)a.res->ncrtc, crtc_of);
+    if (unassigned >= 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "no free CRTC for output %s",
+                    a.oi[unassigned]->name);
+        goto out;
+    }
+    for (int i = 0; i < a.n; i++)
+        if (crtc_of[i] >= 0)
+            taken[crtc_of[i]] = true;
 
     /* Modes of the exact sizes. */
     for (int i = 0; i < a.n; i++) {
@@ -334,6 +346,7 @@ static bool apply_once(RandrBackend *b, const VaDispWanted *w, GError **error)
         bool outside = (int64_t)ci->x + ci->width > (int64_t)w->screen_width ||
                        (int64_t)ci->y + ci->height > (int64_t)w->screen_height;
         if (!taken[c] || outside) {
+            *changed = true;
             if (!crtc_off(&a, c)) {
                 g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "switching a CRTC off failed");
                 goto out;
@@ -341,6 +354,7 @@ static bool apply_once(RandrBackend *b, const VaDispWanted *w, GError **error)
         }
     }
 
+    *changed = true;
     va_x11_trap_push(b->x);
     XRRSetScreenSize(b->dpy, b->root, (int)w->screen_width, (int)w->screen_height,
                      (int)w->screen_mm_width, (int)w->screen_mm_height);
@@ -416,41 +430,126 @@ static void delete_unused_modes(RandrBackend *b)
         g_debug("display: X error %d while deleting unused modes (ignored)", err);
 }
 
-static void wanted_from_state(const VaDispState *st, VaDispWanted *w)
+/* The configuration found before an apply, to put back exactly (modes,
+ * positions, rotations, clones) when the apply fails half way. */
+typedef struct Saved {
+    ApplyCtx a;                 /* resources and every CRTC's info */
+    uint32_t width, height, mm_width, mm_height;
+} Saved;
+
+static bool save_state(RandrBackend *b, Saved *sv)
 {
-    memset(w, 0, sizeof *w);
-    w->n_outputs = st->n_outputs;
-    for (unsigned i = 0; i < st->n_outputs; i++) {
-        const VaDispOutput *o = &st->outputs[i];
-        w->outputs[i].enabled = o->enabled && o->x >= 0 && o->y >= 0;
-        w->outputs[i].x = o->x;
-        w->outputs[i].y = o->y;
-        w->outputs[i].width = o->width;
-        w->outputs[i].height = o->height;
+    memset(sv, 0, sizeof *sv);
+    Window r;
+    int gx, gy;
+    unsigned gw = 0, gh = 0, gb, gd;
+    va_x11_trap_push(b->x);
+    bool ok = apply_ctx_load(&sv->a, b) &&
+              XGetGeometry(b->dpy, b->root, &r, &gx, &gy, &gw, &gh, &gb, &gd);
+    int err = va_x11_trap_pop(b->x);
+    if (!ok || err) {
+        apply_ctx_free(&sv->a);
+        return false;
     }
-    w->screen_width = st->screen_width;
-    w->screen_height = st->screen_height;
-    w->screen_mm_width = MAX(st->screen_mm_width, 1u);
-    w->screen_mm_height = MAX(st->screen_mm_height, 1u);
+    int scr = DefaultScreen(b->dpy);
+    sv->width = gw;
+    sv->height = gh;
+    sv->mm_width = (uint32_t)MAX(DisplayWidthMM(b->dpy, scr), 1);
+    sv->mm_height = (uint32_t)MAX(DisplayHeightMM(b->dpy, scr), 1);
+    return true;
+}
+
+static const XRRCrtcInfo *saved_crtc(const Saved *sv, RRCrtc c)
+{
+    int k = crtc_index(&sv->a, c);
+    return k >= 0 ? sv->a.ci[k] : NULL;
+}
+
+static bool crtc_same(const XRRCrtcInfo *x, const XRRCrtcInfo *y)
+{
+    if (x->mode != y->mode)
+        return false;
+    if (x->mode == None)
+        return true;
+    if (x->x != y->x || x->y != y->y || x->rotation != y->rotation || x->noutput != y->noutput)
+        return false;
+    for (int i = 0; i < x->noutput; i++)
+        if (x->outputs[i] != y->outputs[i])
+            return false;
+    return true;
+}
+
+/* Puts sv back: CRTCs that differ from it go off, the screen gets its old
+ * size, then those CRTCs get their old mode, place, rotation and outputs.
+ * False (with a log line) if anything failed. */
+static bool restore_state(RandrBackend *b, const Saved *sv)
+{
+    ApplyCtx now;
+    bool ok = true;
+    va_x11_trap_push(b->x);
+    bool loaded = apply_ctx_load(&now, b);
+    int err = va_x11_trap_pop(b->x);
+    if (!loaded || err) {
+        apply_ctx_free(&now);
+        g_warning("display: cannot read the RandR resources to restore the layout");
+        return false;
+    }
+    bool *redo = g_new0(bool, (gsize)MAX(now.res->ncrtc, 1));
+    for (int c = 0; c < now.res->ncrtc; c++) {
+        const XRRCrtcInfo *old = saved_crtc(sv, now.res->crtcs[c]);
+        if (old && crtc_same(old, now.ci[c]))
+            continue;
+        redo[c] = old && old->mode != None;
+        if (now.ci[c]->mode != None) {
+            va_x11_trap_push(b->x);
+            bool off = crtc_off(&now, c);
+            err = va_x11_trap_pop(b->x);
+            ok &= off && !err;
+        }
+    }
+    va_x11_trap_push(b->x);
+    XRRSetScreenSize(b->dpy, b->root, (int)sv->width, (int)sv->height, (int)sv->mm_width,
+                     (int)sv->mm_height);
+    err = va_x11_trap_pop(b->x);
+    ok &= !err;
+    for (int c = 0; c < now.res->ncrtc; c++) {
+        if (!redo[c])
+            continue;
+        const XRRCrtcInfo *old = saved_crtc(sv, now.res->crtcs[c]);
+        va_x11_trap_push(b->x);
+        Status st = XRRSetCrtcConfig(b->dpy, now.res, now.res->crtcs[c], CurrentTime, old->x,
+                                     old->y, old->mode, old->rotation, old->outputs,
+                                     old->noutput);
+        err = va_x11_trap_pop(b->x);
+        ok &= st == RRSetConfigSuccess && !err;
+    }
+    g_free(redo);
+    apply_ctx_free(&now);
+    if (!ok)
+        g_warning("display: restoring the previous layout failed in part");
+    return ok;
 }
 
 static bool randr_apply(VaDispBackend *base, const VaDispWanted *w, GError **error)
 {
     RandrBackend *b = (RandrBackend *)base;
-    VaDispState before;
-    bool have_before = randr_query(base, &before);
-
     XGrabServer(b->dpy);
-    bool ok = apply_once(b, w, error);
-    if (!ok && have_before) {
-        VaDispWanted back;
-        wanted_from_state(&before, &back);
-        GError *e2 = NULL;
-        if (!apply_once(b, &back, &e2)) {
-            g_warning("display: restoring the previous layout failed too: %s", e2->message);
-            g_error_free(e2);
-        }
+    /* Read under the grab: nobody changes it between this and the apply. */
+    Saved sv;
+    bool saved = save_state(b, &sv);
+    bool changed = false;
+    bool ok = apply_once(b, w, &changed, error);
+    if (!ok && changed) {
+        if (saved)
+            restore_state(b, &sv);
+        else
+            g_warning("display: the apply failed half way and the previous layout could not "
+                      "be read to restore it");
+    } else if (!ok) {
+        g_debug("display: the apply failed before changing anything: nothing to restore");
     }
+    if (saved)
+        apply_ctx_free(&sv.a);
     delete_unused_modes(b);
     XUngrabServer(b->dpy);
     XFlush(b->dpy);
@@ -475,7 +574,14 @@ VaDispBackend *va_display_randr_new(VaX11 *x, VaDispChangedFunc changed, void *u
                                     GError **error)
 {
     Display *dpy = va_x11_display(x);
-    int ev, er, major = 0, minor = 0;
+    int ev, er, major = 0, minor = 0, opcode;
+    /* Asked through the core first: libXrandr's own query keeps 32 bytes
+     * per display it never frees when the server has no RandR. */
+    if (!XQueryExtension(dpy, "RANDR", &opcode, &ev, &er)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "the X server has no RandR extension");
+        return NULL;
+    }
     if (!XRRQueryExtension(dpy, &ev, &er) || !XRRQueryVersion(dpy, &major, &minor) ||
         major < 1 || (major == 1 && minor < 3)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,

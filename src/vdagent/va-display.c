@@ -1,7 +1,9 @@
 /* va-display.c - the display core: MONITORS_CONFIG -> a wanted layout for
- * the backend, coalescing, no retry of failed configs, display id <->
- * output mapping (GRAPHICS_DEVICE_INFO), GUEST_LAYOUT reports. See
- * va-display.h; the backend contract is va-display-backend.h.
+ * the backend, coalescing, no retry of a failed config until the screen
+ * changes from outside, display id <-> output mapping
+ * (GRAPHICS_DEVICE_INFO), GUEST_LAYOUT reports. See va-display.h; the
+ * backend contract is va-display-backend.h. Without RandR 1.3 a read-only
+ * backend reports the root window as display 0.
  *
  * Reports: the layout is computed from the backend's state whenever it may
  * have changed (after an apply, after a debounced change notification,
@@ -56,6 +58,8 @@ struct VaDisplay {
     VaX11 *x;
     GMainContext *ctx;
     VaDispBackend *be;
+    bool read_only;                 /* the root fallback: reports only */
+    char *read_only_why;
     VdpIpcConn *conn;
     char *sysfs_root;
 
@@ -69,7 +73,7 @@ struct VaDisplay {
     GSource *apply_src;
     GSource *change_src;
 
-    bool failed_valid;
+    bool failed_valid;              /* cleared by a success or an outside change */
     VaDispWanted failed;            /* the last wanted layout that failed */
 
     GArray *map;                    /* MapEntry, from GRAPHICS_DEVICE_INFO */
@@ -95,12 +99,28 @@ static bool log_ok(VaDisplay *d)
 
 /* ---- display ids <-> outputs ---- */
 
-/* The output of a map entry in st, or -1. */
-static int map_entry_output(const VaDispState *st, const MapEntry *e)
+/* The output of a map entry in st, or -1. An entry with connector names
+ * that match no output (a driver naming its outputs otherwise) falls back
+ * to the device's display number as the output index, as 0.22.1 does,
+ * unless another entry's names claim that output. */
+static int map_entry_output(const VaDisplay *d, const VaDispState *st, const MapEntry *e)
 {
-    if (e->by_index)
-        return e->index < st->n_outputs ? (int)e->index : -1;
-    return va_drm_pick_output(st, e->names, e->nnames);
+    if (!e->by_index) {
+        int o = va_drm_pick_output(st, e->names, e->nnames);
+        if (o >= 0)
+            return o;
+    }
+    if (e->index >= st->n_outputs)
+        return -1;
+    if (!e->by_index) {
+        for (guint k = 0; k < d->map->len; k++) {
+            const MapEntry *other = &g_array_index(d->map, MapEntry, k);
+            if (other != e && !other->by_index &&
+                va_drm_pick_output(st, other->names, other->nnames) == (int)e->index)
+                return -1;
+        }
+    }
+    return (int)e->index;
 }
 
 static const MapEntry *map_find(const VaDisplay *d, uint32_t display_id)
@@ -119,7 +139,7 @@ static int output_for_id(const VaDisplay *d, const VaDispState *st, uint32_t dis
     if (d->map->len == 0)
         return display_id < st->n_outputs ? (int)display_id : -1;
     const MapEntry *e = map_find(d, display_id);
-    return e ? map_entry_output(st, e) : -1;
+    return e ? map_entry_output(d, st, e) : -1;
 }
 
 /* ---- layout reports ---- */
@@ -154,7 +174,7 @@ static void layout_from_state(const VaDisplay *d, const VaDispState *st, VdpIpcG
     }
     for (guint k = 0; k < d->map->len && l->count < VDP_MAX_MONITORS; k++) {
         const MapEntry *e = &g_array_index(d->map, MapEntry, k);
-        int i = map_entry_output(st, e);
+        int i = map_entry_output(d, st, e);
         set_display(&l->displays[l->count++], e->display_id, i >= 0 ? &st->outputs[i] : NULL);
     }
     qsort(l->displays, l->count, sizeof l->displays[0],
@@ -197,17 +217,40 @@ static void send_layout(VaDisplay *d)
             d->layout.desktop_height, d->layout.count);
 }
 
-/* Read the backend's state; report if the layout changed. */
-static void refresh(VaDisplay *d, bool force_send)
+static bool state_equal(const VaDispState *a, const VaDispState *b)
 {
-    VaDispState st;
-    if (d->be->ops->query(d->be, &st)) {
-        d->state = st;
+    if (a->n_outputs != b->n_outputs || a->screen_width != b->screen_width ||
+        a->screen_height != b->screen_height || a->screen_mm_width != b->screen_mm_width ||
+        a->screen_mm_height != b->screen_mm_height || a->min_width != b->min_width ||
+        a->min_height != b->min_height || a->max_width != b->max_width ||
+        a->max_height != b->max_height)
+        return false;
+    for (unsigned i = 0; i < a->n_outputs; i++) {
+        const VaDispOutput *x = &a->outputs[i], *y = &b->outputs[i];
+        if (strcmp(x->name, y->name) != 0 || x->connected != y->connected ||
+            x->enabled != y->enabled || x->x != y->x || x->y != y->y ||
+            x->width != y->width || x->height != y->height)
+            return false;
+    }
+    return true;
+}
+
+/* Read the backend's state; report if the layout changed. Returns whether
+ * the state differs from the one known before. */
+static bool refresh(VaDisplay *d, bool force_send)
+{
+    VaDispState *st = g_new(VaDispState, 1);
+    bool changed = false;
+    if (d->be->ops->query(d->be, st)) {
+        changed = !d->state_ok || !state_equal(st, &d->state);
+        d->state = *st;
         d->state_ok = true;
     }
+    g_free(st);
     layout_from_state(d, &d->state, &d->layout);
     if (force_send || !d->sent_valid || !layout_equal(&d->layout, &d->sent))
         send_layout(d);
+    return changed;
 }
 
 /* ---- MONITORS_CONFIG -> wanted layout ---- */
@@ -372,14 +415,24 @@ static void apply_pending(VaDisplay *d)
     d->pending = NULL;
     if (!mc)
         return;
-    /* Fresh state: the outputs may have changed since the last report. */
-    VaDispState st;
-    if (d->be->ops->query(d->be, &st)) {
-        d->state = st;
+    /* Fresh state: the outputs may have changed since the last report
+     * (from outside, as our applies update it: see change_cb). */
+    VaDispState *st = g_new(VaDispState, 1);
+    if (d->be->ops->query(d->be, st)) {
+        if (d->state_ok && d->failed_valid && !state_equal(st, &d->state)) {
+            g_debug("display: the screen changed from outside; a failed config may be retried");
+            d->failed_valid = false;
+        }
+        d->state = *st;
         d->state_ok = true;
     }
+    g_free(st);
     VaDispWanted *w = g_new(VaDispWanted, 1);
-    if (!d->state_ok || !wanted_from_config(d, mc, w)) {
+    if (d->read_only) {
+        d->stats.refused++;
+        if (log_ok(d))
+            g_message("display: monitor config refused: %s", d->read_only_why);
+    } else if (!d->state_ok || !wanted_from_config(d, mc, w)) {
         d->stats.refused++;
     } else if (d->failed_valid && wanted_equal(w, &d->failed)) {
         d->stats.skipped++;
@@ -399,7 +452,8 @@ static void apply_pending(VaDisplay *d)
             d->failed = *w;
             d->failed_valid = true;
             if (log_ok(d))
-                g_warning("display: applying the monitor config failed: %s; it is not retried",
+                g_warning("display: applying the monitor config failed: %s; it is not retried "
+                          "until the screen changes",
                           error ? error->message : "unknown error");
             g_clear_error(&error);
         }
@@ -423,7 +477,13 @@ static gboolean change_cb(gpointer user)
     VaDisplay *d = user;
     g_source_unref(d->change_src);
     d->change_src = NULL;
-    refresh(d, false);
+    /* Our own applies update the state as they finish, so a state that
+     * differs here was changed by someone else (a user, a desktop tool, a
+     * hotplug): what failed before may work now, try it once more. */
+    if (refresh(d, false) && d->failed_valid) {
+        g_debug("display: the screen changed from outside; a failed config may be retried");
+        d->failed_valid = false;
+    }
     return G_SOURCE_REMOVE;
 }
 
@@ -445,19 +505,92 @@ static void backend_changed(void *user)
         d->change_src = add_timeout(d, DISPLAY_CHANGE_DEBOUNCE_MS, change_cb);
 }
 
+/* ---- the fallback without RandR 1.3: the root window, read only ---- */
+
+typedef struct RootBackend {
+    VaDispBackend base;
+    VaX11 *x;
+} RootBackend;
+
+static bool root_query(VaDispBackend *base, VaDispState *st)
+{
+    RootBackend *b = (RootBackend *)base;
+    Display *dpy = va_x11_display(b->x);
+    memset(st, 0, sizeof *st);
+    Window r;
+    int gx, gy;
+    unsigned w = 0, h = 0, bw, depth;
+    va_x11_trap_push(b->x);
+    Status ok = XGetGeometry(dpy, va_x11_root(b->x), &r, &gx, &gy, &w, &h, &bw, &depth);
+    int err = va_x11_trap_pop(b->x);
+    if (!ok || err || w == 0 || h == 0) {
+        g_warning("display: cannot read the root window's size (X error %d)", err);
+        return false;
+    }
+    st->n_outputs = 1;
+    VaDispOutput *o = &st->outputs[0];
+    g_strlcpy(o->name, "screen", sizeof o->name);
+    o->connected = true;
+    o->enabled = true;
+    o->width = w;
+    o->height = h;
+    st->screen_width = st->min_width = st->max_width = w;
+    st->screen_height = st->min_height = st->max_height = h;
+    int scr = DefaultScreen(dpy);
+    st->screen_mm_width = (uint32_t)MAX(DisplayWidthMM(dpy, scr), 0);
+    st->screen_mm_height = (uint32_t)MAX(DisplayHeightMM(dpy, scr), 0);
+    return true;
+}
+
+static bool root_apply(VaDispBackend *base, const VaDispWanted *w, GError **error)
+{
+    (void)base;
+    (void)w;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "the screen cannot be reconfigured without RandR 1.3");
+    return false;
+}
+
+static void root_free(VaDispBackend *base)
+{
+    g_free(base);
+}
+
+static const VaDispBackendOps root_ops = {
+    .query = root_query,
+    .apply = root_apply,
+    .free = root_free,
+};
+
+static VaDispBackend *root_backend_new(VaX11 *x)
+{
+    RootBackend *b = g_new0(RootBackend, 1);
+    b->base.ops = &root_ops;
+    b->x = x;
+    return &b->base;
+}
+
 /* ---- public ---- */
 
 VaDisplay *va_display_new(VaX11 *x, GError **error)
 {
+    (void)error;
     VaDisplay *d = g_new0(VaDisplay, 1);
     d->x = x;
     d->ctx = g_main_context_ref_thread_default();
     d->map = g_array_new(FALSE, TRUE, sizeof(MapEntry));
     d->sysfs_root = g_strdup("/sys");
-    d->be = va_display_randr_new(x, backend_changed, d, error);
+    GError *why = NULL;
+    d->be = va_display_randr_new(x, backend_changed, d, &why);
     if (!d->be) {
-        va_display_free(d);
-        return NULL;
+        /* The daemon opens the port only after a layout: report the root
+         * window as display 0 and refuse configs. */
+        g_message("display configuration disabled: %s; reporting the screen's size only",
+                  why->message);
+        d->read_only = true;
+        d->read_only_why = g_strdup(why->message);
+        g_clear_error(&why);
+        d->be = root_backend_new(x);
     }
     refresh(d, false);
     return d;
@@ -480,6 +613,7 @@ void va_display_free(VaDisplay *d)
     g_free(d->pending);
     g_array_free(d->map, TRUE);
     g_free(d->sysfs_root);
+    g_free(d->read_only_why);
     g_main_context_unref(d->ctx);
     g_free(d);
 }
@@ -522,6 +656,7 @@ void va_display_handle_device_info(VaDisplay *d, const VdpGraphicsDeviceInfo *in
         }
         MapEntry e = {0};
         e.display_id = (uint32_t)id;
+        e.index = di->device_display_id;
         VaPciAddress addr;
         char conn[VA_DISP_NAME_MAX];
         if (di->device_address && va_drm_parse_address(di->device_address, &addr) &&
@@ -533,12 +668,11 @@ void va_display_handle_device_info(VaDisplay *d, const VdpGraphicsDeviceInfo *in
             /* No DRM connector (another driver, no sysfs): as 0.22.1, the
              * device's display number is the output index. */
             e.by_index = true;
-            e.index = di->device_display_id;
             g_debug("display: display id %u -> output #%u (no DRM connector for %s)",
                     e.display_id, e.index, di->device_address ? di->device_address : "?");
         } else {
-            g_debug("display: display id %u -> connector %s (output %s)", e.display_id,
-                    conn, e.names[0]);
+            g_debug("display: display id %u -> connector %s (output %s, else output #%u)",
+                    e.display_id, conn, e.names[0], e.index);
         }
         /* A display id given twice: the later entry wins. */
         bool replaced = false;

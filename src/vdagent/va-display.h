@@ -17,7 +17,10 @@
 
 typedef struct VaDisplay VaDisplay;
 
-/* Fails (G_IO_ERROR) when the server has no RandR 1.3. */
+/* Without RandR 1.3 the module still comes up, read only: it reports the
+ * root window's size as display 0 (the daemon opens the port only after a
+ * layout) and refuses monitor configs with a log line. error is kept for
+ * a backend that cannot start at all; NULL is not returned today. */
 VaDisplay *va_display_new(VaX11 *x, GError **error);
 void va_display_free(VaDisplay *d);
 

@@ -16,6 +16,8 @@
 
 /* Error log lines outside a trap: at most this many, then one summary. */
 #define VA_X11_ERROR_LOG_MAX 20u
+/* A flood (VA_X11_MAX_QUEUED_EVENTS) is logged at most once per this. */
+#define VA_X11_FLOOD_LOG_INTERVAL_US (60 * G_USEC_PER_SEC)
 /* Events read while waiting for a timestamp and kept for later dispatch. */
 #define VA_X11_TIME_PROPERTY "_VDAGENT_TIMESTAMP"
 
@@ -30,17 +32,28 @@ typedef struct X11Source {
     gpointer tag;
 } X11Source;
 
+/* One level of error trap: errors of requests from serial on count. */
+typedef struct Trap {
+    unsigned long serial;
+    int error;
+} Trap;
+
 struct VaX11 {
     Display *dpy;
     Window root, win;
     GSource *source;
-    GArray *handlers;             /* of Handler */
+    Handler handlers[VA_X11_MAX_HANDLERS];
+    unsigned n_handlers;
+    unsigned handlers_gen;        /* bumped on every add and remove */
     VaX11LostFunc lost_fn;
     void *lost_user;
-    unsigned trap_depth;
-    int trap_error;
+    unsigned trap_depth;          /* may exceed VA_X11_MAX_TRAP_DEPTH */
+    Trap traps[VA_X11_MAX_TRAP_DEPTH];
     unsigned errors_logged;
     Atom time_atom;
+    gint64 flood_logged_at;       /* monotonic us, 0: never */
+    unsigned long floods;         /* queue drops since the last log line */
+    unsigned long flood_drops;    /* queue drops in all */
 };
 
 /* Xlib's error handlers are process-wide and get only the Display; there is
@@ -52,11 +65,21 @@ static int on_x_error(Display *dpy, XErrorEvent *e)
     VaX11 *x = current;
     if (!x || x->dpy != dpy)
         return 0;
-    if (x->trap_depth > 0) {
-        if (x->trap_error == 0)
-            x->trap_error = e->error_code;
-        return 0;
+    /* A trap counts only errors of requests made after it was pushed: an
+     * earlier request's error read while the trap syncs is not its own.
+     * Every open level that the request falls in records it. */
+    bool trapped = false;
+    unsigned levels = MIN(x->trap_depth, VA_X11_MAX_TRAP_DEPTH);
+    for (unsigned i = 0; i < levels; i++) {
+        Trap *t = &x->traps[i];
+        if (e->serial >= t->serial) {
+            trapped = true;
+            if (t->error == 0)
+                t->error = e->error_code;
+        }
     }
+    if (trapped)
+        return 0;
     if (x->errors_logged < VA_X11_ERROR_LOG_MAX) {
         char text[128];
         XGetErrorText(dpy, e->error_code, text, sizeof(text));
@@ -81,17 +104,73 @@ static int on_x_io_error(Display *dpy)
     exit(0);
 }
 
+/* Is h still registered? */
+static bool handler_registered(const VaX11 *x, const Handler *h)
+{
+    for (unsigned i = 0; i < x->n_handlers; i++)
+        if (x->handlers[i].fn == h->fn && x->handlers[i].user == h->user)
+            return true;
+    return false;
+}
+
+static void drop_queue(VaX11 *x)
+{
+    /* Someone floods us: drop the whole queue instead of letting it grow;
+     * XSync's discard hands the queue to Xlib's free list at once. */
+    XSync(x->dpy, True);
+    x->floods++;
+    x->flood_drops++;
+    gint64 now = g_get_monotonic_time();
+    if (x->flood_logged_at == 0 || now - x->flood_logged_at >= VA_X11_FLOOD_LOG_INTERVAL_US) {
+        g_message("more than %d X events were queued (an X client floods this agent?); "
+                  "queued events dropped %lu time(s)", VA_X11_MAX_QUEUED_EVENTS, x->floods);
+        x->flood_logged_at = now;
+        x->floods = 0;
+    }
+}
+
+/* Hands out the events queued on entry (reading the connection when none
+ * are), at most VA_X11_MAX_EVENTS_PER_DISPATCH, then returns to the main
+ * loop: src_prepare/src_check see the rest and dispatch again after the
+ * other sources had their turn. Past VA_X11_MAX_QUEUED_EVENTS queued the
+ * queue is dropped.
+ *
+ * Known limit: when nothing is queued, Xlib reads (XEventsQueued with
+ * QueuedAfterReading, like XPending) for as long as the socket has data;
+ * under a flood from a client about as fast as we are, that one read can
+ * last for much of the flood and hold it all in Xlib's queue until the
+ * drop. Bounding it needs reading through XCB with Xlib's queue given up
+ * (XSetEventQueueOwner); a round trip instead (XSync) was measured worse.
+ *
+ * The handler list is copied once into a fixed array (no allocation per
+ * event); a handler removed during the dispatch (by itself or another) is
+ * not called any more. */
 static void dispatch_pending(VaX11 *x)
 {
-    while (XPending(x->dpy) > 0) {
+    int queued = XEventsQueued(x->dpy, QueuedAfterReading);
+    if (queued > VA_X11_MAX_QUEUED_EVENTS) {
+        drop_queue(x);
+        return;
+    }
+    unsigned n_events = queued > 0 ? MIN((unsigned)queued, VA_X11_MAX_EVENTS_PER_DISPATCH) : 0;
+    Handler copy[VA_X11_MAX_HANDLERS];
+    unsigned n = x->n_handlers;
+    memcpy(copy, x->handlers, n * sizeof(Handler));
+    unsigned gen = x->handlers_gen;
+    for (unsigned k = 0; k < n_events; k++) {
         XEvent ev;
         XNextEvent(x->dpy, &ev);
-        /* Copy the list: a handler may remove itself. */
-        guint n = x->handlers->len;
-        Handler *copy = g_newa(Handler, n ? n : 1);
-        memcpy(copy, x->handlers->data, n * sizeof(Handler));
-        for (guint i = 0; i < n; i++)
+        for (unsigned i = 0; i < n; i++) {
+            if (x->handlers_gen != gen && !handler_registered(x, &copy[i]))
+                continue;
             copy[i].fn(copy[i].user, &ev);
+        }
+        if (x->handlers_gen != gen) {
+            /* Added ones get the next event, removed ones none. */
+            n = x->n_handlers;
+            memcpy(copy, x->handlers, n * sizeof(Handler));
+            gen = x->handlers_gen;
+        }
     }
 }
 
@@ -142,7 +221,6 @@ VaX11 *va_x11_open(GMainContext *ctx, const char *display_name, GError **error)
     VaX11 *x = g_new0(VaX11, 1);
     x->dpy = dpy;
     x->root = DefaultRootWindow(dpy);
-    x->handlers = g_array_new(FALSE, FALSE, sizeof(Handler));
     current = x;
     XSetErrorHandler(on_x_error);
     XSetIOErrorHandler(on_x_io_error);
@@ -172,7 +250,6 @@ void va_x11_free(VaX11 *x)
     g_source_unref(x->source);
     XDestroyWindow(x->dpy, x->win);
     XCloseDisplay(x->dpy);
-    g_array_free(x->handlers, TRUE);
     if (current == x)
         current = NULL;
     g_free(x);
@@ -184,19 +261,31 @@ Window va_x11_window(VaX11 *x) { return x->win; }
 
 void va_x11_add_handler(VaX11 *x, VaX11EventFunc fn, void *user)
 {
-    Handler h = {fn, user};
-    g_array_append_val(x->handlers, h);
+    if (x->n_handlers >= VA_X11_MAX_HANDLERS) {
+        g_warning("va_x11_add_handler: more than %u X event handlers; this one is ignored",
+                   VA_X11_MAX_HANDLERS);
+        return;
+    }
+    x->handlers[x->n_handlers++] = (Handler){fn, user};
+    x->handlers_gen++;
 }
 
 void va_x11_remove_handler(VaX11 *x, VaX11EventFunc fn, void *user)
 {
-    for (guint i = 0; i < x->handlers->len; i++) {
-        Handler *h = &g_array_index(x->handlers, Handler, i);
-        if (h->fn == fn && h->user == user) {
-            g_array_remove_index(x->handlers, i);
+    for (unsigned i = 0; i < x->n_handlers; i++) {
+        if (x->handlers[i].fn == fn && x->handlers[i].user == user) {
+            memmove(&x->handlers[i], &x->handlers[i + 1],
+                    (x->n_handlers - i - 1) * sizeof(Handler));
+            x->n_handlers--;
+            x->handlers_gen++;
             return;
         }
     }
+}
+
+unsigned long va_x11_flood_drops(VaX11 *x)
+{
+    return x->flood_drops;
 }
 
 void va_x11_set_lost_func(VaX11 *x, VaX11LostFunc fn, void *user)
@@ -207,17 +296,24 @@ void va_x11_set_lost_func(VaX11 *x, VaX11LostFunc fn, void *user)
 
 void va_x11_trap_push(VaX11 *x)
 {
-    if (x->trap_depth++ == 0)
-        x->trap_error = 0;
+    if (x->trap_depth < VA_X11_MAX_TRAP_DEPTH)
+        x->traps[x->trap_depth] = (Trap){NextRequest(x->dpy), 0};
+    else if (x->trap_depth == VA_X11_MAX_TRAP_DEPTH)
+        g_debug("X error traps nested deeper than %u: the deeper ones share a level",
+                VA_X11_MAX_TRAP_DEPTH);
+    x->trap_depth++;
 }
 
 int va_x11_trap_pop(VaX11 *x)
 {
     XSync(x->dpy, False);
-    int e = x->trap_error;
-    if (x->trap_depth > 0 && --x->trap_depth == 0)
-        x->trap_error = 0;
-    return e;
+    if (x->trap_depth == 0) {
+        g_critical("va_x11_trap_pop without a trap");
+        return 0;
+    }
+    x->trap_depth--;
+    unsigned level = MIN(x->trap_depth, VA_X11_MAX_TRAP_DEPTH - 1);
+    return x->traps[level].error;
 }
 
 Atom va_x11_atom(VaX11 *x, const char *name)

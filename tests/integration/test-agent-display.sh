@@ -21,10 +21,18 @@
 #   monitors.xml  the user's ~/.config/monitors.xml is left alone
 #   restart       the agent restarted: a new config still applies exactly,
 #                 and modes the first agent made and no longer used are gone
+#   flood         another X client floods the agent's window (found by its
+#                 name) with ClientMessages for a few seconds
+#                 (tests/unit/test-x11 --flood-agent): meanwhile a config
+#                 still applies and is reported; afterwards the agent runs
+#   no-randr      the agent on an Xvfb started with -extension RANDR: it
+#                 still reports the root window as display 0, so the
+#                 daemon opens the port and the host sees the guest; a
+#                 monitor config is refused with a log line
 #
 # Run by `make check` (top_srcdir, top_builddir set). Needs root (Xorg with
 # the dummy driver); exits 77 when not root or Xorg, its dummy driver,
-# xrandr or python3 are missing (without xdpyinfo the millimetre checks are
+# Xvfb, xrandr or python3 are missing (without xdpyinfo the millimetre checks are
 # skipped and say so). Every wait is bounded; IT_KEEP_TMP=1 keeps
 # the temp dir.
 # shellcheck disable=SC2016,SC2317  # conditions are eval'd later by it_wait_for
@@ -42,7 +50,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "SKIP: must run as root (Xorg with the dummy driver, spice-vdagentd)"
     exit 77
 fi
-it_require_cmds Xorg xrandr python3 timeout
+it_require_cmds Xorg Xvfb xrandr python3 timeout
 # xdpyinfo (x11-utils) only for the screen's millimetres.
 HAVE_XDPYINFO=0
 command -v xdpyinfo >/dev/null 2>&1 && HAVE_XDPYINFO=1
@@ -58,7 +66,7 @@ for f in "$B/spice-vdagent" "$B/spice-vdagentd" "$B/vdagentctl"; do
     fi
 done
 
-IT_DEADLINE=150
+IT_DEADLINE=200
 it_init test-agent-display
 T=$IT_TMP
 PASS=0
@@ -245,6 +253,87 @@ if [ "$own" = 1 ]; then
 else
     not_ok "restart: $own modes named *-vdagent exist, expected 1"
     DISPLAY=$IT_DISPLAY xrandr --verbose | grep -- '-vdagent' | sed 's/^/    /'
+fi
+
+# ---- flood ----
+FLOODER=$B/tests/unit/test-x11
+if [ ! -x "$FLOODER" ]; then
+    echo "ok - flood # SKIP $FLOODER has not been built (make check builds it)"
+else
+    DISPLAY=$IT_DISPLAY "$FLOODER" --flood-agent 3 >"$T/flood.log" 2>&1 &
+    flood_pid=$!
+    it_track flooder "$flood_pid"
+    # A config sent while the flood is on (once the flooder has found the
+    # agent's window and started sending). It normally applies within a
+    # second; the wait is long because on a machine loaded by parallel
+    # tests the flooder, the X server and the agent share two cores.
+    if ! it_wait_for 10 grep -q "flooding" "$T/flood.log"; then
+        not_ok "flood: the flooder did not start: $(cat "$T/flood.log")"
+    fi
+    want="DUMMY0 1001x777+0+0, DUMMY1 1366x768+1001+0"
+    out=$(ag_ctl --json monitors 1001x777 1366x768 2>&1)
+    if ! grep -q '"ok": *true' <<<"$out"; then
+        not_ok "flood: vdagentctl monitors failed during the flood: $out"
+    elif it_wait_for 40 layout_is "$want"; then
+        if it_alive "$flood_pid"; then
+            ok "flood: a config sent during the flood applied while it went on [$want]"
+        else
+            ok "flood: a config sent during the flood applied [$want] (after it ended: a loaded machine)"
+        fi
+    else
+        not_ok "flood: xrandr shows [$(layout)], expected [$want]"
+    fi
+    wait "$flood_pid"
+    frc=$?
+    if [ "$frc" = 0 ] && grep -q "ClientMessages sent" "$T/flood.log"; then
+        ok "flood: $(sed -n 's/^# flooder: \([0-9]\)/\1/p' "$T/flood.log")"
+    else
+        not_ok "flood: the flooder exited $frc: $(cat "$T/flood.log")"
+    fi
+    echo "# agent after the flood: $(grep -E '^Vm(HWM|RSS)' "/proc/$AG_AGENT_PID/status" 2>/dev/null | tr -s ' \t\n' ' ')"
+    if it_alive "$AG_AGENT_PID" && ag_wait_guest 20; then
+        ok "flood: the agent survived it and the host still sees the guest"
+    else
+        not_ok "flood: the agent is gone or the host lost the guest"
+    fi
+    monitors flood-after "DUMMY0 1366x768+0+0" 1366x768 1366x768
+fi
+
+# ---- no RandR ----
+: >"$T/norandr.display"
+Xvfb -nolisten tcp -noreset -extension RANDR -screen 0 1152x864x24 -displayfd 9 \
+    </dev/null >"$T/norandr-xvfb.log" 2>&1 9>"$T/norandr.display" &
+it_track Xvfb-norandr $!
+if ! it_wait_for 20 grep -q '^[0-9][0-9]*$' "$T/norandr.display"; then
+    not_ok "no-randr: Xvfb -extension RANDR did not start: $(tail -n 5 "$T/norandr-xvfb.log")"
+    finish
+fi
+norandr=":$(head -n 1 "$T/norandr.display")"
+if DISPLAY=$norandr timeout 10 xrandr --query >/dev/null 2>&1; then
+    not_ok "no-randr: xrandr works on $norandr: RandR is not disabled"
+fi
+# A new daemon (the port closed until a layout) and the agent on that server.
+ag_stop_pid "$AG_AGENT_PID"
+ag_daemon_restart
+IT_DISPLAY=$norandr
+ag_agent_restart
+if ag_wait_guest 30; then
+    ok "no-randr: the daemon opened the port (the agent reported a layout), the host sees the guest"
+else
+    not_ok "no-randr: the host does not see the guest"
+fi
+want="1152x864: 0 1152x864+0+0"
+if it_wait_for 10 eval '[ "$(daemon_layout)" = "$want" ]'; then
+    ok "no-randr: the daemon has the root window as display 0 [$want]"
+else
+    not_ok "no-randr: the daemon has [$(daemon_layout)], expected [$want]"
+fi
+out=$(ag_ctl --json monitors 1024x768 2>&1)
+rc=$?
+if it_wait_for 10 grep -q "monitor config refused" "$AG_AGENT_LOG" && it_alive "$AG_AGENT_PID"; then
+    ok "no-randr: a monitor config is refused with a log line, the agent runs on (vdagentctl exit $rc)"
+else
+    not_ok "no-randr: no refusal logged or the agent died (vdagentctl exit $rc: $out)"
 fi
 
 finish

@@ -1,4 +1,14 @@
-/* test-cvt.c - CVT reduced-blanking timings (va-cvt.c) against the values
+/* test-cvt.c - the display module's pure computations, no X server:
+ *
+ * CRTC assignment (va-display-crtc.c): cases no test server builds (the
+ * dummy driver gives each output exactly one CRTC): shared CRTCs where
+ * first come, first served fails but an assignment exists, keeping the
+ * current CRTC, clones, impossible cases, random cases against brute force.
+ *
+ * Clock fitting (va_cvt_rb_fit): modes whose 60 Hz pixel clock would not
+ * fit XRRModeInfo's 32-bit dotClock get a lower refresh that fits.
+ *
+ * CVT reduced-blanking timings (va-cvt.c) against the values
  * the `cvt -r` tool prints (xserver-xorg-core), recorded below and, when
  * /usr/bin/cvt is installed, also compared live for more sizes. Widths that
  * are not a multiple of 8 are padded to whole cells by CVT (cvt prints
@@ -9,6 +19,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +29,7 @@
 #include <glib.h>
 
 #include "va-cvt.h"
+#include "va-display-crtc.h"
 
 typedef struct Ref {
     uint32_t w, h;
@@ -157,9 +169,213 @@ static void test_live_cvt(void **state)
     }
 }
 
+/* ---- clock fitting ---- */
+
+static double refresh_of(const VaCvtMode *m)
+{
+    return (double)m->dot_clock / ((double)m->htotal * m->vtotal);
+}
+
+static void test_fit_clock(void **state)
+{
+    (void)state;
+    VaCvtMode m, plain;
+    double used = 0;
+    /* A clock that fits: exactly va_cvt_rb's mode. */
+    assert_true(va_cvt_rb(1920, 1080, 60, &plain));
+    assert_true(va_cvt_rb_fit(1920, 1080, 60, UINT32_MAX, &m, &used));
+    assert_memory_equal(&m, &plain, sizeof m);
+    assert_true(used == 60.0);
+
+    /* 16000x8000 at 60 Hz: 7.98 GHz, cut to 3.68 GHz in 32 bits before. */
+    assert_true(va_cvt_rb(16000, 8000, 60, &plain));
+    printf("# 16000x8000 @ 60: %" PRIu64 " Hz\n", plain.dot_clock);
+    assert_true(plain.dot_clock > UINT32_MAX);
+    assert_true(va_cvt_rb_fit(16000, 8000, 60, UINT32_MAX, &m, &used));
+    printf("# fitted: %.2f Hz asked, %.3f Hz by the timings, %" PRIu64 " Hz clock\n", used,
+           refresh_of(&m), m.dot_clock);
+    assert_true(m.dot_clock <= UINT32_MAX);
+    assert_int_equal(m.width, 16000);
+    assert_int_equal(m.height, 8000);
+    /* The highest that fits, within the search's 1 % steps. */
+    assert_true(used < 60.0 && used > 25.0);
+    VaCvtMode above;
+    assert_true(va_cvt_rb(16000, 8000, used / 0.98, &above));
+    assert_true(above.dot_clock > UINT32_MAX);
+    /* The largest side at the largest size still fits at some refresh. */
+    assert_true(va_cvt_rb_fit(VA_CVT_MAX_SIDE, VA_CVT_MAX_SIDE, 60, UINT32_MAX, &m, &used));
+    assert_true(m.dot_clock <= UINT32_MAX && used >= VA_CVT_MIN_REFRESH);
+    printf("# %ux%u: %.2f Hz\n", VA_CVT_MAX_SIDE, VA_CVT_MAX_SIDE, used);
+    /* A limit nothing meets: false, *m untouched. */
+    VaCvtMode before = m;
+    assert_false(va_cvt_rb_fit(1920, 1080, 60, 1000, &m, &used));
+    assert_memory_equal(&m, &before, sizeof m);
+    assert_false(va_cvt_rb_fit(0, 1080, 60, UINT32_MAX, &m, NULL));
+}
+
+/* ---- CRTC assignment ---- */
+
+#define BIT(c) (UINT64_C(1) << (c))
+
+/* crtc_of is a valid assignment for outs. */
+static void check_assignment(const VaCrtcOutput *outs, unsigned n, unsigned ncrtc,
+                             const int *crtc_of)
+{
+    uint64_t used = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!outs[i].wanted) {
+            assert_int_equal(crtc_of[i], -1);
+            continue;
+        }
+        int c = crtc_of[i];
+        assert_true(c >= 0 && (unsigned)c < ncrtc);
+        assert_true((outs[i].possible & BIT(c)) || outs[i].current == c);
+        assert_false(used & BIT(c));
+        used |= BIT(c);
+    }
+}
+
+static void test_crtc_shared(void **state)
+{
+    (void)state;
+    int crtc_of[8];
+    /* The review's case: A can use {0,1}, B only {0}. First come, first
+     * served gives A 0 and B nothing; the matching gives A 1, B 0. */
+    const VaCrtcOutput ab[] = {{true, -1, BIT(0) | BIT(1)}, {true, -1, BIT(0)}};
+    assert_int_equal(va_crtc_assign(ab, 2, 2, crtc_of), -1);
+    check_assignment(ab, 2, 2, crtc_of);
+    assert_int_equal(crtc_of[0], 1);
+    assert_int_equal(crtc_of[1], 0);
+
+    /* A chain: A {0,1}, B {1,2}, C {0} -> C 0, A 1, B 2 (two moves). */
+    const VaCrtcOutput chain[] = {{true, -1, BIT(0) | BIT(1)},
+                                  {true, -1, BIT(1) | BIT(2)},
+                                  {true, -1, BIT(0)}};
+    assert_int_equal(va_crtc_assign(chain, 3, 3, crtc_of), -1);
+    check_assignment(chain, 3, 3, crtc_of);
+    assert_int_equal(crtc_of[2], 0);
+
+    /* Impossible: three outputs that can only use two CRTCs. The output
+     * reported is one that got none. */
+    const VaCrtcOutput three[] = {{true, -1, BIT(0) | BIT(1)},
+                                  {true, -1, BIT(0) | BIT(1)},
+                                  {true, -1, BIT(1)}};
+    int bad = va_crtc_assign(three, 3, 2, crtc_of);
+    assert_true(bad >= 0 && bad < 3);
+    assert_int_equal(crtc_of[bad], -1);
+
+    /* An output not wanted takes nothing; an output with an empty set
+     * fails; a CRTC index past ncrtc is not used. */
+    const VaCrtcOutput off[] = {{false, 0, BIT(0)}, {true, -1, BIT(0)}};
+    assert_int_equal(va_crtc_assign(off, 2, 1, crtc_of), -1);
+    assert_int_equal(crtc_of[0], -1);
+    assert_int_equal(crtc_of[1], 0);
+    const VaCrtcOutput none[] = {{true, -1, 0}};
+    assert_int_equal(va_crtc_assign(none, 1, 4, crtc_of), 0);
+    const VaCrtcOutput past[] = {{true, -1, BIT(5)}};
+    assert_int_equal(va_crtc_assign(past, 1, 4, crtc_of), 0);
+    assert_int_equal(va_crtc_assign(past, 1, 6, crtc_of), -1);
+    assert_int_equal(crtc_of[0], 5);
+    /* Nothing wanted: trivially fine. */
+    assert_int_equal(va_crtc_assign(off, 1, 1, crtc_of), -1);
+    /* The 64th CRTC. */
+    const VaCrtcOutput last[] = {{true, -1, BIT(63)}};
+    assert_int_equal(va_crtc_assign(last, 1, VA_CRTC_MAX, crtc_of), -1);
+    assert_int_equal(crtc_of[0], 63);
+    assert_int_equal(va_crtc_assign(last, 1, 1000, crtc_of), -1);
+}
+
+static void test_crtc_keep_current(void **state)
+{
+    (void)state;
+    int crtc_of[8];
+    /* Outputs keep the CRTC they drive when nothing forces a move, even
+     * when a lower index is free. */
+    const VaCrtcOutput keep[] = {{true, 2, BIT(0) | BIT(1) | BIT(2)},
+                                 {true, -1, BIT(0) | BIT(1) | BIT(2)},
+                                 {true, 1, BIT(0) | BIT(1) | BIT(2)}};
+    assert_int_equal(va_crtc_assign(keep, 3, 3, crtc_of), -1);
+    check_assignment(keep, 3, 3, crtc_of);
+    assert_int_equal(crtc_of[0], 2);
+    assert_int_equal(crtc_of[2], 1);
+    assert_int_equal(crtc_of[1], 0);
+
+    /* A current CRTC is moved only when a new output needs it: A drives 0
+     * and can use 1; B can only use 0. */
+    const VaCrtcOutput move[] = {{true, 0, BIT(0) | BIT(1)}, {true, -1, BIT(0)}};
+    assert_int_equal(va_crtc_assign(move, 2, 2, crtc_of), -1);
+    assert_int_equal(crtc_of[0], 1);
+    assert_int_equal(crtc_of[1], 0);
+
+    /* Clones (two outputs on one CRTC now): one keeps it, the other gets
+     * another CRTC it can use. */
+    const VaCrtcOutput clone[] = {{true, 0, BIT(0) | BIT(1)}, {true, 0, BIT(0) | BIT(1)}};
+    assert_int_equal(va_crtc_assign(clone, 2, 2, crtc_of), -1);
+    check_assignment(clone, 2, 2, crtc_of);
+    assert_int_equal(crtc_of[0], 0);
+    assert_int_equal(crtc_of[1], 1);
+    /* ... and when there is no other, the clone fails. */
+    assert_int_equal(va_crtc_assign(clone, 2, 1, crtc_of), 1);
+}
+
+/* Is there an assignment? Brute force over the outputs in order. */
+static bool exists(const VaCrtcOutput *o, unsigned n, unsigned i, uint64_t used)
+{
+    if (i == n)
+        return true;
+    if (!o[i].wanted)
+        return exists(o, n, i + 1, used);
+    uint64_t set = o[i].possible | (o[i].current >= 0 ? BIT(o[i].current) : 0);
+    for (unsigned c = 0; c < 64; c++)
+        if ((set & BIT(c)) && !(used & BIT(c)) && exists(o, n, i + 1, used | BIT(c)))
+            return true;
+    return false;
+}
+
+static void test_crtc_random(void **state)
+{
+    (void)state;
+    /* Small random cases against brute force: the matching succeeds
+     * exactly when some assignment exists, and its answer is valid. */
+    GRand *r = g_rand_new_with_seed(20261125);
+    unsigned ok = 0, impossible = 0;
+    for (int round = 0; round < 5000; round++) {
+        unsigned n = (unsigned)g_rand_int_range(r, 1, 7);
+        unsigned ncrtc = (unsigned)g_rand_int_range(r, 1, 6);
+        VaCrtcOutput o[6];
+        for (unsigned i = 0; i < n; i++) {
+            o[i].wanted = g_rand_int_range(r, 0, 4) != 0;
+            o[i].possible = (uint64_t)g_rand_int_range(r, 0, 1 << ncrtc);
+            o[i].current = g_rand_int_range(r, 0, 3) == 0 ? g_rand_int_range(r, 0, (gint32)ncrtc)
+                                                          : -1;
+            if (o[i].current >= 0)
+                o[i].possible |= BIT(o[i].current);
+        }
+        int crtc_of[6];
+        int res = va_crtc_assign(o, n, ncrtc, crtc_of);
+        bool possible = exists(o, n, 0, 0);
+        if (possible) {
+            assert_int_equal(res, -1);
+            check_assignment(o, n, ncrtc, crtc_of);
+            ok++;
+        } else {
+            assert_true(res >= 0 && (unsigned)res < n && o[res].wanted);
+            impossible++;
+        }
+    }
+    printf("# random: %u assignable, %u impossible, all agreeing with brute force\n", ok,
+           impossible);
+    assert_true(ok > 100 && impossible > 100);
+    g_rand_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fit_clock),
+        cmocka_unit_test(test_crtc_shared),
+        cmocka_unit_test(test_crtc_keep_current),
+        cmocka_unit_test(test_crtc_random),
         cmocka_unit_test(test_recorded),
         cmocka_unit_test(test_refresh_in_clock),
         cmocka_unit_test(test_invalid),

@@ -14,7 +14,12 @@
  *     a config the backend fails on: reported once, never retried;
  *   - an external xrandr change: a new report; our own apply: exactly one;
  *   - GRAPHICS_DEVICE_INFO mapping display ids to outputs, and the sysfs
- *     DRM lookup on a fake sysfs tree.
+ *     DRM lookup on a fake sysfs tree; connector names that match no
+ *     output: the output index;
+ *   - a config that fails before anything is changed (no mode timings):
+ *     the screen is not touched at all (config time, the user's own mode,
+ *     rotation kept), no restore runs;
+ *   - a failed config is retried once after an outside RandR change.
  * Exits 77 (skip) when not root or Xorg / the dummy driver is missing.
  */
 #include "config.h"
@@ -868,32 +873,16 @@ static void write_file(const char *root, const char *rel, const char *text)
     g_free(p);
 }
 
-static void test_drm_lookup(void **state)
+/* A fake sysfs tree (made once, under tmpdir): card0, a QXL at
+ * 0000:00:02.0 with Virtual-1..4 and Virtual-10; card1 behind a bridge. */
+static char *fake_sysfs(void)
 {
-    (void)state;
-    VaPciAddress a;
-    assert_true(va_drm_parse_address("pci/0000/02.0", &a));
-    assert_int_equal(a.domain, 0);
-    assert_int_equal(a.nhops, 1);
-    assert_int_equal(a.hops[0].slot, 2);
-    assert_true(va_drm_parse_address("pci/0001/1c.4/00.0", &a));
-    assert_int_equal(a.domain, 1);
-    assert_int_equal(a.nhops, 2);
-    assert_int_equal(a.hops[0].slot, 0x1c);
-    assert_int_equal(a.hops[0].fn, 4);
-    const char *bad[] = {"", "pci", "pci/", "pci/0000", "pci/0000/", "pci/0000/02",
-                         "pci/0000/02.", "pci/0000/02.8", "pci/0000/20.0", "pci/00000/02.0",
-                         "usb/0000/02.0", "pci/0000/02.0/", "pci/0000/02.0x",
-                         "pci/0000/1.0/1.0/1.0/1.0/1.0/1.0/1.0/1.0/1.0"};
-    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
-        if (va_drm_parse_address(bad[i], &a))
-            fail_msg("accepted \"%s\"", bad[i]);
-    }
-
+    char *root = g_build_filename(tmpdir, "sysfs", NULL);
+    if (g_file_test(root, G_FILE_TEST_IS_DIR))
+        return root;
     /* card0: a QXL at 0000:00:02.0 with Virtual-1..4 (no connector_id:
      * natural order); card1: behind a bridge at 1c.0 -> 00.0 with
      * connector ids that order DP before HDMI-A. */
-    char *root = g_build_filename(tmpdir, "sysfs", NULL);
     mkdirs(root, "class/drm");
     mkdirs(root, "devices/pci0000:00/0000:00:02.0/drm/card0");
     for (int i = 1; i <= 4; i++) {
@@ -929,6 +918,32 @@ static void test_drm_lookup(void **state)
     snprintf(t1, sizeof t1, "../../%s", c1);
     symlink_rel(root, t1, "class/drm/card1");
 
+    return root;
+}
+
+static void test_drm_lookup(void **state)
+{
+    (void)state;
+    VaPciAddress a;
+    assert_true(va_drm_parse_address("pci/0000/02.0", &a));
+    assert_int_equal(a.domain, 0);
+    assert_int_equal(a.nhops, 1);
+    assert_int_equal(a.hops[0].slot, 2);
+    assert_true(va_drm_parse_address("pci/0001/1c.4/00.0", &a));
+    assert_int_equal(a.domain, 1);
+    assert_int_equal(a.nhops, 2);
+    assert_int_equal(a.hops[0].slot, 0x1c);
+    assert_int_equal(a.hops[0].fn, 4);
+    const char *bad[] = {"", "pci", "pci/", "pci/0000", "pci/0000/", "pci/0000/02",
+                         "pci/0000/02.", "pci/0000/02.8", "pci/0000/20.0", "pci/00000/02.0",
+                         "usb/0000/02.0", "pci/0000/02.0/", "pci/0000/02.0x",
+                         "pci/0000/1.0/1.0/1.0/1.0/1.0/1.0/1.0/1.0/1.0"};
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        if (va_drm_parse_address(bad[i], &a))
+            fail_msg("accepted \"%s\"", bad[i]);
+    }
+
+    char *root = fake_sysfs();
     char out[VA_DISP_NAME_MAX];
     assert_true(va_drm_parse_address("pci/0000/02.0", &a));
     assert_true(va_drm_find_connector(root, &a, 0, out, sizeof out));
@@ -1005,6 +1020,166 @@ static void test_drm_lookup(void **state)
     g_free(root);
 }
 
+/* ---- a failed apply that changed nothing, restore, failed memory ---- */
+
+static bool run_xrandr_ok(const char *args)
+{
+    char *cmd = g_strdup_printf("xrandr -display %s %s", display_name, args);
+    int status = -1;
+    bool ok = g_spawn_command_line_sync(cmd, NULL, NULL, &status, NULL) &&
+              g_spawn_check_wait_status(status, NULL);
+    g_free(cmd);
+    return ok;
+}
+
+typedef struct CrtcSnap {
+    Time timestamp;             /* the screen's last configuration change */
+    RRMode mode;
+    Rotation rotation;
+    int x, y;
+} CrtcSnap;
+
+/* DUMMY0's CRTC and the screen's config time, from our own connection. */
+static void snap_dummy0(Fx *fx, CrtcSnap *sn)
+{
+    memset(sn, 0, sizeof *sn);
+    Display *dpy = fx->chk;
+    XRRScreenResources *res = XRRGetScreenResourcesCurrent(dpy, DefaultRootWindow(dpy));
+    assert_non_null(res);
+    sn->timestamp = res->timestamp;
+    XRROutputInfo *oi = XRRGetOutputInfo(dpy, res, res->outputs[0]);
+    assert_non_null(oi);
+    assert_string_equal(oi->name, "DUMMY0");
+    assert_true(oi->crtc != None);
+    XRRCrtcInfo *ci = XRRGetCrtcInfo(dpy, res, oi->crtc);
+    assert_non_null(ci);
+    sn->mode = ci->mode;
+    sn->rotation = ci->rotation;
+    sn->x = ci->x;
+    sn->y = ci->y;
+    XRRFreeCrtcInfo(ci);
+    XRRFreeOutputInfo(oi);
+    XRRFreeScreenResources(res);
+}
+
+static bool state_is_current(Fx *fx, uintptr_t arg)
+{
+    (void)arg;
+    Srv s;
+    server_state(fx, &s);
+    VdpIpcGuestLayout cur;
+    va_display_get_layout(fx->d, &cur);
+    return fx->layouts->len > 0 && layout_eq(&cur, last_layout(fx)) &&
+           cur.desktop_width == s.screen_w && cur.desktop_height == s.screen_h;
+}
+
+static void test_failure_before_change(void **state)
+{
+    Fx *fx = *state;
+    const Mon m[] = {{1024, 768, 0, 0, 0, 0}};
+    apply(fx, 0, m, 1);
+    /* The user's own 1024x768 mode (other timings than any driver mode of
+     * that size), turned upside down if the driver can: things a restore
+     * rebuilt from sizes alone would lose. */
+    assert_true(run_xrandr_ok("--newmode 1024x768-user 81.80 1024 1080 1192 1360 768 769 772 "
+                              "802 -hsync +vsync"));
+    assert_true(run_xrandr_ok("--addmode DUMMY0 1024x768-user"));
+    assert_true(run_xrandr_ok("--output DUMMY0 --mode 1024x768-user"));
+    bool rotated = run_xrandr_ok("--output DUMMY0 --rotate inverted");
+    printf("# rotation %s by the dummy driver\n", rotated ? "supported" : "not supported");
+    run_for(fx, QUIET_MS);
+    assert_true(run_until(fx, state_is_current, 0, WAIT_MS));
+    CrtcSnap before, after;
+    snap_dummy0(fx, &before);
+
+    /* 8x8 has no mode timings: the apply fails while choosing modes,
+     * before any request that changes the screen. */
+    VaDisplayStats s0 = stats(fx);
+    unsigned r0 = fx->layouts->len;
+    const Mon tiny[] = {{8, 8, 0, 0, 0, 0}};
+    apply(fx, 0, tiny, 1);
+    run_for(fx, QUIET_MS);
+    assert_int_equal(stats(fx).apply_failures, s0.apply_failures + 1);
+    snap_dummy0(fx, &after);
+    printf("# before: mode 0x%lx rotation %u time %lu; after: mode 0x%lx rotation %u time %lu\n",
+           before.mode, before.rotation, before.timestamp, after.mode, after.rotation,
+           after.timestamp);
+    /* Nothing was touched: not even set again to the same. */
+    assert_int_equal(after.timestamp, before.timestamp);
+    assert_int_equal(after.mode, before.mode);
+    assert_int_equal(after.rotation, before.rotation);
+    assert_int_equal(fx->layouts->len, r0);
+
+    /* Leave the server as the next tests expect it. */
+    run_xrandr_ok("--output DUMMY0 --rotate normal");
+}
+
+static void test_failed_memory_expires(void **state)
+{
+    Fx *fx = *state;
+    const Mon m[] = {{1024, 768, 0, 0, 0, 0}};
+    apply(fx, 0, m, 1);
+    const Mon tiny[] = {{8, 8, 0, 0, 0, 0}};
+    VaDisplayStats s0 = stats(fx);
+    apply(fx, 0, tiny, 1);
+    apply(fx, 0, tiny, 1);
+    VaDisplayStats s1 = stats(fx);
+    assert_int_equal(s1.applies, s0.applies + 1);
+    assert_int_equal(s1.skipped, s0.skipped + 1);
+
+    /* Someone else changes the screen: the outputs may be able to do
+     * now what failed before, so the same config is tried again. */
+    unsigned r0 = fx->layouts->len;
+    run_xrandr("--fb 1500x900");
+    assert_true(run_until(fx, have_reports, r0 + 1, WAIT_MS));
+    apply(fx, 0, tiny, 1);
+    VaDisplayStats s2 = stats(fx);
+    assert_int_equal(s2.applies, s1.applies + 1);
+    assert_int_equal(s2.apply_failures, s1.apply_failures + 1);
+    /* ... once: without another outside change it is not retried. */
+    apply(fx, 0, tiny, 1);
+    assert_int_equal(stats(fx).applies, s2.applies);
+    assert_int_equal(stats(fx).skipped, s2.skipped + 1);
+    /* A good config in between forgets the failure too. */
+    const Mon ok[] = {{1001, 777, 0, 0, 0, 0}};
+    apply(fx, 0, ok, 1);
+    run_for(fx, QUIET_MS);
+    apply(fx, 0, tiny, 1);
+    VaDisplayStats s3 = stats(fx);
+    assert_int_equal(s3.applies, s2.applies + 2);   /* ok, then tiny once more */
+}
+
+static void test_device_info_name_fallback(void **state)
+{
+    Fx *fx = *state;
+    /* The card has DRM connectors (Virtual-N), but the X driver names its
+     * outputs otherwise (DUMMYn): the names match nothing, so the
+     * device's display number is the output index. Display id 0 is
+     * connector #2 (Virtual-3) -> DUMMY2, id 1 connector #0 -> DUMMY0. */
+    char *root = fake_sysfs();
+    va_display_set_sysfs_root(fx->d, root);
+    g_free(root);
+    VdpGraphicsDeviceInfo *gi = g_new0(VdpGraphicsDeviceInfo, 1);
+    gi->count = 2;
+    gi->info[0] = (VdpDeviceDisplayInfo){0, 0, 2, "pci/0000/02.0", 14};
+    gi->info[1] = (VdpDeviceDisplayInfo){1, 0, 0, "pci/0000/02.0", 14};
+    unsigned r0 = fx->layouts->len;
+    va_display_handle_device_info(fx->d, gi);
+    g_free(gi);
+    assert_true(run_until(fx, have_reports, r0 + 1, WAIT_MS));
+
+    const Mon m[] = {{1366, 768, 0, 0, 0, 0}, {1001, 777, 0, 0, 0, 0}};
+    apply(fx, 0, m, 2);
+    const Want w[] = {{2, 0, 0, 1366, 768}, {0, 1366, 0, 1001, 777}};
+    check_server(fx, w, 2, 2367, 777);
+    const VdpIpcGuestLayout *l = last_layout(fx);
+    assert_int_equal(l->count, 2);
+    assert_int_equal(l->displays[0].display_id, 0);
+    assert_int_equal(l->displays[0].width, 1366);
+    assert_int_equal(l->displays[1].display_id, 1);
+    assert_int_equal(l->displays[1].width, 1001);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -1046,6 +1221,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_impossible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_external_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_info_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_info_name_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_before_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_memory_expires, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     stop_xorg();
