@@ -28,7 +28,7 @@ struct VaConn {
     unsigned attempts;
     int last_errno;           /* connect failure last logged */
     bool logged_waiting;
-    bool not_authorized;      /* last REJECT was NOT_AUTHORIZED */
+    uint32_t slow_reason;     /* last REJECT retried slowly (logged once), 0: none */
 };
 
 static void schedule(VaConn *c, unsigned ms);
@@ -86,27 +86,29 @@ static void handle_reject(VaConn *c, const VdpIpcHeader *hdr, const uint8_t *pay
         return;
     }
     switch (r.reason) {
-    case VDP_IPC_REJECT_DUPLICATE: {
-        char *why = g_strdup_printf("another agent already serves this session (%s)", r.text);
-        fatal(c, 0, why);
-        g_free(why);
+    case VDP_IPC_REJECT_DUPLICATE:
+    case VDP_IPC_REJECT_NOT_AUTHORIZED:
+        /* DUPLICATE: another agent serves the session (with the daemon's
+         * -X, a greeter's agent still connected when the user's starts);
+         * it may leave any time, and the X selection already keeps two
+         * agents off one display. NOT_AUTHORIZED: the session may be
+         * registered with logind a moment later. Both: ask again at the
+         * slow rate, one log line per change of answer. */
+        if (c->slow_reason != r.reason)
+            g_message("%s (%s); retrying every %u s",
+                      r.reason == VDP_IPC_REJECT_DUPLICATE ? "another agent already serves this session"
+                                                           : "spice-vdagentd does not accept this session yet",
+                      r.text, VA_CONN_RETRY_MAX_MS / 1000);
+        c->slow_reason = r.reason;
+        c->delay_ms = VA_CONN_RETRY_MAX_MS;
+        drop(c, VA_CONN_RETRY_MAX_MS);
         return;
-    }
     case VDP_IPC_REJECT_VERSION: {
         char *why = g_strdup_printf("spice-vdagentd speaks another IPC version: %s", r.text);
         fatal(c, 1, why);
         g_free(why);
         return;
     }
-    case VDP_IPC_REJECT_NOT_AUTHORIZED:
-        /* The session may be registered with logind a moment later. */
-        if (!c->not_authorized)
-            g_message("spice-vdagentd does not accept this session yet (%s); retrying every %u s", r.text,
-                      VA_CONN_RETRY_MAX_MS / 1000);
-        c->not_authorized = true;
-        c->delay_ms = VA_CONN_RETRY_MAX_MS;
-        drop(c, VA_CONN_RETRY_MAX_MS);
-        return;
     default:
         g_message("spice-vdagentd refused the connection (%s: %s); retrying",
                   vdp_ipc_reject_reason_name(r.reason) ? vdp_ipc_reject_reason_name(r.reason) : "?", r.text);
@@ -153,7 +155,7 @@ static bool on_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload
     c->delay_ms = VA_CONN_RETRY_MIN_MS;
     c->last_errno = 0;
     c->logged_waiting = false;
-    c->not_authorized = false;
+    c->slow_reason = 0;
     g_message("connected to spice-vdagentd (%s) after %u attempt(s)", w.name, c->attempts);
     c->attempts = 0;
     VdpIpcConn *conn = c->conn;

@@ -6,11 +6,14 @@
  * restarted), it tries again with a back-off doubling from
  * VA_CONN_RETRY_MIN_MS to VA_CONN_RETRY_MAX_MS, for as long as the agent
  * runs. REJECT reasons:
- *   DUPLICATE       another agent serves this session: fatal(0)
  *   VERSION         the daemon speaks another major version: fatal(1)
+ *   DUPLICATE       another agent serves this session (a greeter's agent
+ *                   still connected under the daemon's -X): retry at the
+ *                   slow rate; the agent takes over once the other leaves
  *   NOT_AUTHORIZED  the session is not (yet) known to logind: retry at the
- *                   slow rate, with one log line per change of mind
+ *                   slow rate
  *   others          retry with the back-off.
+ * One log line per change of the daemon's answer.
  *
  * No X11 here.
  */
@@ -43,8 +46,8 @@ typedef struct VaConnCallbacks {
      * follows. The callee owns fds. */
     bool (*frame)(void *user, const VdpIpcHeader *hdr, const uint8_t *payload,
                   int *fds, unsigned nfds);
-    /* The agent must stop: exit with this status (0: another agent serves
-     * the session; 1: version mismatch). Called once; no reconnect. */
+    /* The agent must stop: exit with this status (1: version mismatch).
+     * Called once; no reconnect. */
     void (*fatal)(void *user, int status, const char *why);
 } VaConnCallbacks;
 

@@ -48,6 +48,8 @@ typedef struct Task {
     int dirfd;               /* borrowed from VaFiles (lives until the pool is done) */
     int fd;                  /* [w] */
     char *path;              /* [w] the name created in the directory */
+    struct Job *tail;        /* newest queued write the worker has not
+                              * taken yet (under Core.lock): merged into */
 } Task;
 
 typedef struct Job {
@@ -56,6 +58,8 @@ typedef struct Job {
     Task *task;
     uint8_t *data;
     size_t len;
+    size_t cap;              /* allocated size of data */
+    size_t cost;             /* charged in VaFiles.pending */
     uint64_t offset;
     /* results */
     uint32_t status;         /* VD_AGENT_FILE_XFER_STATUS_*; CAN_SEND_DATA = ok */
@@ -72,11 +76,14 @@ struct VaFiles {
     VdpIpcConn *conn;
     GHashTable *tasks;       /* id -> Task* (reference) */
     GThreadPool *pool;
-    size_t pending;          /* bytes of queued writes */
+    size_t pending;          /* cost of queued jobs: buffers + VA_FILES_JOB_COST each */
+    unsigned jobs;           /* submitted, result not back yet */
     bool paused;
     bool have_state;
     uint32_t session_flags;
     VaRateLimit rl;
+    gint64 last_open;        /* monotonic time of the last xdg-open, 0: never */
+    GSource *open_timer;     /* a deferred xdg-open */
 };
 
 static void task_unref(Task *t)
@@ -107,6 +114,38 @@ static void core_unref(Core *c)
 
 /* ---- names ---- */
 
+/* Characters that must not appear in a name we create nor reach the log
+ * raw: C0 and C1 controls and DEL (terminal escapes: U+009B is a CSI),
+ * line and paragraph separators, and the bidi embeddings, overrides and
+ * isolates (U+202A..202E, U+2066..2069), which make "gpj.exe" look like
+ * "exe.jpg". Other format characters (U+200D in emoji sequences) are
+ * ordinary parts of names. */
+static bool unsafe_char(gunichar c)
+{
+    if (g_unichar_iscntrl(c))
+        return true;
+    if ((c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069))
+        return true;
+    GUnicodeType t = g_unichar_type(c);
+    return t == G_UNICODE_LINE_SEPARATOR || t == G_UNICODE_PARAGRAPH_SEPARATOR;
+}
+
+/* text for the log: invalid UTF-8 replaced, unsafe characters as \u{X}. */
+static char *log_safe(const char *text)
+{
+    char *valid = g_utf8_make_valid(text, -1);
+    GString *out = g_string_new(NULL);
+    for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        if (unsafe_char(c))
+            g_string_append_printf(out, "\\u{%X}", (unsigned)c);
+        else
+            g_string_append_unichar(out, c);
+    }
+    g_free(valid);
+    return g_string_free(out, FALSE);
+}
+
 /* The part of a client's name we use, or NULL with a reason. */
 static char *sanitize_name(const char *raw, const char **why)
 {
@@ -114,9 +153,8 @@ static char *sanitize_name(const char *raw, const char **why)
         *why = "not UTF-8";
         return NULL;
     }
-    for (const char *p = raw; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch < 0x20 || ch == 0x7f) {
+    for (const char *p = raw; *p; p = g_utf8_next_char(p)) {
+        if (unsafe_char(g_utf8_get_char(p))) {
             *why = "control characters";
             return NULL;
         }
@@ -201,6 +239,8 @@ static void remove_file(Task *t)
 static void do_open(Job *j)
 {
     Task *t = j->task;
+    if (g_atomic_int_get(&t->cancelled))
+        return;   /* cancelled while queued: nothing to create */
     bool known;
     uint64_t avail = free_space(t->dirfd, &known);
     if (known && t->size > avail) {
@@ -289,6 +329,9 @@ static void worker(gpointer data, gpointer user)
     g_mutex_lock(&c->lock);
     while (c->hold)
         g_cond_wait(&c->cond, &c->lock);
+    /* Taken: the context no longer appends to it. */
+    if (j->task->tail == j)
+        j->task->tail = NULL;
     g_mutex_unlock(&c->lock);
 
     switch (j->kind) {
@@ -351,6 +394,7 @@ static void update_pause(VaFiles *f)
     }
 }
 
+/* Queue a job; data (len bytes, g_malloc'ed) is taken over. */
 static void submit(VaFiles *f, Task *t, JobKind kind, uint8_t *data, size_t len, uint64_t offset)
 {
     Job *j = g_new0(Job, 1);
@@ -360,12 +404,43 @@ static void submit(VaFiles *f, Task *t, JobKind kind, uint8_t *data, size_t len,
     j->task = task_ref(t);
     j->data = data;
     j->len = len;
+    j->cap = len;
     j->offset = offset;
-    if (kind == JOB_WRITE) {
-        f->pending += len;
-        update_pause(f);
-    }
+    j->cost = len + VA_FILES_JOB_COST;
+    f->pending += j->cost;
+    f->jobs++;
+    update_pause(f);
+    g_mutex_lock(&f->core->lock);
+    t->tail = kind == JOB_WRITE ? j : NULL;
+    g_mutex_unlock(&f->core->lock);
     g_thread_pool_push(f->pool, j, NULL);
+}
+
+/* Append len bytes at offset to t's newest write if the worker has not
+ * taken it yet, they follow on and the result stays within
+ * VA_FILES_MERGE_MAX. Returns false when a new job is needed. */
+static bool merge_write(VaFiles *f, Task *t, const uint8_t *data, size_t len, uint64_t offset)
+{
+    bool merged = false;
+    g_mutex_lock(&f->core->lock);
+    Job *j = t->tail;
+    if (j && j->offset + j->len == offset && len <= VA_FILES_MERGE_MAX - j->len) {
+        if (j->len + len > j->cap) {
+            /* Grow by doubling: a run of tiny pieces costs O(n) copying. */
+            size_t cap = MIN(MAX(j->len + len, j->cap * 2), (size_t)VA_FILES_MERGE_MAX);
+            j->data = g_realloc(j->data, cap);
+            f->pending += cap - j->cap;
+            j->cost += cap - j->cap;
+            j->cap = cap;
+        }
+        memcpy(j->data + j->len, data, len);
+        j->len += len;
+        merged = true;
+    }
+    g_mutex_unlock(&f->core->lock);
+    if (merged)
+        update_pause(f);
+    return merged;
 }
 
 /* Forget t and remove its file (after whatever the worker has queued). */
@@ -376,11 +451,9 @@ static void task_drop(VaFiles *f, Task *t)
     g_hash_table_remove(f->tasks, GUINT_TO_POINTER(t->id));
 }
 
-/* After the last file of a batch, with no other transfer running. */
-static void maybe_open_dir(VaFiles *f, bool batch_last)
+static void run_xdg_open(VaFiles *f)
 {
-    if (!f->open_dir || !batch_last || g_hash_table_size(f->tasks) != 0 || !f->save_dir)
-        return;
+    f->last_open = g_get_monotonic_time();
     char *argv[] = {(char *)"xdg-open", f->save_dir, NULL};
     GError *error = NULL;
     if (!g_spawn_async(NULL, argv, NULL,
@@ -391,6 +464,36 @@ static void maybe_open_dir(VaFiles *f, bool batch_last)
     }
 }
 
+static gboolean open_timer_cb(gpointer data)
+{
+    VaFiles *f = data;
+    g_clear_pointer(&f->open_timer, g_source_unref);
+    run_xdg_open(f);
+    return G_SOURCE_REMOVE;
+}
+
+/* After the last file of a batch, with no other transfer running; at most
+ * once per VA_FILES_OPEN_DIR_INTERVAL_MS, later batches merged into one
+ * deferred call. */
+static void maybe_open_dir(VaFiles *f, bool batch_last)
+{
+    if (!f->open_dir || !batch_last || g_hash_table_size(f->tasks) != 0 || !f->save_dir)
+        return;
+    if (f->open_timer)
+        return;   /* one call is already due */
+    const gint64 interval = (gint64)VA_FILES_OPEN_DIR_INTERVAL_MS * 1000;
+    gint64 now = g_get_monotonic_time();
+    if (f->last_open == 0 || now - f->last_open >= interval) {
+        run_xdg_open(f);
+        return;
+    }
+    gint64 wait_ms = (f->last_open + interval - now + 999) / 1000;
+    g_debug("showing %s again in %" G_GINT64_FORMAT " ms (xdg-open is rate-limited)", f->save_dir, wait_ms);
+    f->open_timer = g_timeout_source_new((guint)wait_ms);
+    g_source_set_callback(f->open_timer, open_timer_cb, f, NULL);
+    g_source_attach(f->open_timer, f->ctx);
+}
+
 static gboolean job_done(gpointer data)
 {
     Job *j = data;
@@ -398,10 +501,9 @@ static gboolean job_done(gpointer data)
     VaFiles *f = j->core->files;
     if (!f)
         goto out;
-    if (j->kind == JOB_WRITE) {
-        f->pending -= j->len;
-        update_pause(f);
-    }
+    f->jobs--;
+    f->pending -= j->cost;
+    update_pause(f);
     /* Results for a transfer that was cancelled meanwhile are moot. */
     if (g_atomic_int_get(&t->cancelled) || g_hash_table_lookup(f->tasks, GUINT_TO_POINTER(t->id)) != t)
         goto out;
@@ -466,17 +568,31 @@ static void job_free(gpointer data)
 
 /* ---- messages ---- */
 
-static void cancel_all(VaFiles *f, const char *why)
+/* The agent ends transfers on its own. status: the final status the
+ * client gets for each (through the daemon, which then forgets the id),
+ * or 0 when the connection is gone (the daemon tells the client then).
+ * keep_complete: transfers whose data has all arrived are left to finish
+ * (their SUCCESS or ERROR is the final status) instead of deleted. */
+static void cancel_all(VaFiles *f, const char *why, uint32_t status, bool keep_complete)
 {
     GList *list = g_hash_table_get_values(f->tasks);
-    unsigned n = 0;
+    unsigned n = 0, kept = 0;
     for (GList *l = list; l; l = l->next) {
-        task_drop(f, l->data);
+        Task *t = l->data;
+        if (keep_complete && t->finishing) {
+            kept++;
+            continue;
+        }
+        if (status)
+            send_status(f, t->id, status, 0, 0);
+        task_drop(f, t);
         n++;
     }
     g_list_free(list);
     if (n)
         g_message("cancelled %u file transfer(s): %s", n, why);
+    if (kept)
+        g_message("%u file transfer(s) with all their data received are being saved", kept);
 }
 
 static void handle_start(VaFiles *f, const VdpFileXferStart *st)
@@ -488,14 +604,22 @@ static void handle_start(VaFiles *f, const VdpFileXferStart *st)
             g_message("file transfer %u: START for a running transfer ignored", id);
         return;
     }
+    /* LOCKED before FILE_XFER_ENABLED: the daemon clears the latter
+     * whenever the session is locked. */
+    if (f->dirfd >= 0 && f->have_state && (f->session_flags & VDP_IPC_SESSION_LOCKED)) {
+        g_debug("file transfer %u refused: the session is locked", id);
+        send_status(f, id, VD_AGENT_FILE_XFER_STATUS_SESSION_LOCKED, 0, 0);
+        return;
+    }
     if (f->dirfd < 0 || (f->have_state && !(f->session_flags & VDP_IPC_SESSION_FILE_XFER_ENABLED))) {
         g_debug("file transfer %u refused: file transfers are disabled", id);
         send_status(f, id, VD_AGENT_FILE_XFER_STATUS_DISABLED, 0, 0);
         return;
     }
-    if (f->have_state && (f->session_flags & VDP_IPC_SESSION_LOCKED)) {
-        g_debug("file transfer %u refused: the session is locked", id);
-        send_status(f, id, VD_AGENT_FILE_XFER_STATUS_SESSION_LOCKED, 0, 0);
+    if (f->pending + VA_FILES_JOB_COST > VA_FILES_PENDING_MAX) {
+        if (va_rate_ok(&f->rl, "file transfer"))
+            g_message("file transfer %u refused: the daemon keeps sending while paused", id);
+        send_status(f, id, VD_AGENT_FILE_XFER_STATUS_ERROR, 0, G_IO_ERROR_NO_SPACE);
         return;
     }
     if (g_hash_table_size(f->tasks) >= VA_FILES_MAX_TASKS) {
@@ -521,8 +645,12 @@ static void handle_start(VaFiles *f, const VdpFileXferStart *st)
         g_free(text);
     }
     if (why) {
-        if (va_rate_ok(&f->rl, "file transfer"))
-            g_message("file transfer %u refused: bad FILE_XFER_START: %s", id, why);
+        /* GKeyFile quotes the offending line: the client's bytes. */
+        if (va_rate_ok(&f->rl, "file transfer")) {
+            char *safe = log_safe(why);
+            g_message("file transfer %u refused: bad FILE_XFER_START: %s", id, safe);
+            g_free(safe);
+        }
         send_status(f, id, VD_AGENT_FILE_XFER_STATUS_ERROR, 0, G_IO_ERROR_INVALID_DATA);
         goto out;
     }
@@ -584,7 +712,7 @@ static void handle_data(VaFiles *f, const VdpFileXferData *d)
         task_drop(f, t);
         return;
     }
-    if (f->pending + d->size > VA_FILES_PENDING_MAX) {
+    if (f->pending + d->size + VA_FILES_JOB_COST > VA_FILES_PENDING_MAX) {
         if (va_rate_ok(&f->rl, "file transfer"))
             g_message("file transfer %u: the daemon keeps sending while paused, failing it", d->id);
         send_status(f, t->id, VD_AGENT_FILE_XFER_STATUS_ERROR, 0, G_IO_ERROR_NO_SPACE);
@@ -593,7 +721,8 @@ static void handle_data(VaFiles *f, const VdpFileXferData *d)
     }
     uint64_t off = t->queued;
     t->queued += d->size;
-    submit(f, t, JOB_WRITE, g_memdup2(d->data, d->size), d->size, off);
+    if (!merge_write(f, t, d->data, d->size, off))
+        submit(f, t, JOB_WRITE, g_memdup2(d->data, d->size), d->size, off);
     if (t->queued == t->size) {
         t->finishing = true;
         submit(f, t, JOB_FINISH, NULL, 0, 0);
@@ -668,9 +797,13 @@ void va_files_free(VaFiles *f)
 {
     if (!f)
         return;
-    cancel_all(f, "the agent is stopping");
+    cancel_all(f, "the agent is stopping", VD_AGENT_FILE_XFER_STATUS_CANCELLED, false);
     va_files_test_hold_worker(f, false);
     g_thread_pool_free(f->pool, FALSE, TRUE);   /* runs the discards */
+    if (f->open_timer) {
+        g_source_destroy(f->open_timer);
+        g_clear_pointer(&f->open_timer, g_source_unref);
+    }
     f->core->files = NULL;
     core_unref(f->core);
     g_hash_table_destroy(f->tasks);
@@ -685,8 +818,12 @@ void va_files_set_conn(VaFiles *f, VdpIpcConn *conn)
 {
     if (conn == f->conn)
         return;
-    if (f->conn)
-        cancel_all(f, "the daemon connection was lost");
+    if (f->conn) {
+        /* The old connection is gone: nothing to tell on it, and the
+         * daemon ended these transfers for the client when it lost us. */
+        f->conn = NULL;
+        cancel_all(f, "the daemon connection was lost", 0, false);
+    }
     f->conn = conn;
     /* A new connection starts reading; pause it again if still behind. */
     f->paused = false;
@@ -698,13 +835,21 @@ void va_files_session_state(VaFiles *f, uint32_t flags)
 {
     f->have_state = true;
     f->session_flags = flags;
-    if (!(flags & VDP_IPC_SESSION_FILE_XFER_ENABLED))
-        cancel_all(f, "file transfers were disabled");
+    if (!(flags & VDP_IPC_SESSION_FILE_XFER_ENABLED)) {
+        bool locked = flags & VDP_IPC_SESSION_LOCKED;
+        cancel_all(f, locked ? "the session was locked" : "file transfers were disabled",
+                   locked ? VD_AGENT_FILE_XFER_STATUS_SESSION_LOCKED : VD_AGENT_FILE_XFER_STATUS_DISABLED, true);
+    }
 }
 
 unsigned va_files_active(const VaFiles *f)
 {
     return g_hash_table_size(f->tasks);
+}
+
+unsigned va_files_queued_jobs(const VaFiles *f)
+{
+    return f->jobs;
 }
 
 size_t va_files_pending(const VaFiles *f)

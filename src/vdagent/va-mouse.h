@@ -16,7 +16,8 @@ void va_mouse_free(VaMouse *m);
  * up/down bits become clicks of buttons 4/5). */
 void va_mouse_handle(VaMouse *m, const VdpIpcMouse *ev);
 
-/* Release every button still down (the daemon went away mid-drag). */
+/* Release every button still down (the daemon went away, or another
+ * session became active, mid-drag). */
 void va_mouse_release_all(VaMouse *m);
 
 #endif /* VA_MOUSE_H */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -62,19 +63,10 @@ static App app;
 
 static gboolean opt_debug, opt_foreground, opt_abort_x;
 static char *opt_port, *opt_socket, *opt_save_dir;
-static int opt_open_dir = -1;
-
-static gboolean parse_open_dir(const char *name, const char *value, gpointer data, GError **error)
-{
-    (void)name;
-    (void)data;
-    if (strcmp(value, "0") == 0 || strcmp(value, "1") == 0) {
-        opt_open_dir = value[0] - '0';
-        return TRUE;
-    }
-    g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "-o takes 0 or 1, not \"%s\"", value);
-    return FALSE;
-}
+/* -o as 0.22.1 (an int option): -1 (the default) decides by the desktop,
+ * 0 never, any other integer always; not an integer: invalid arguments. */
+#define OPEN_DIR_AUTO (-1)
+static gint opt_open_dir = OPEN_DIR_AUTO;
 
 static const GOptionEntry entries[] = {
     {"debug", 'd', 0, G_OPTION_ARG_NONE, &opt_debug, "Log debug messages", NULL},
@@ -82,11 +74,11 @@ static const GOptionEntry entries[] = {
      "Virtio port; the agent exits quietly when it does not exist (default " DEFAULT_PORT ")", "PATH"},
     {"vdagentd-socket", 'S', 0, G_OPTION_ARG_STRING, &opt_socket,
      "spice-vdagentd socket (default " DEFAULT_SOCKET ")", "PATH"},
-    {"foreground", 'x', 0, G_OPTION_ARG_NONE, &opt_foreground, "Do not daemonize, log to stderr", NULL},
+    {"foreground", 'x', 0, G_OPTION_ARG_NONE, &opt_foreground, "Do not daemonize, log to stderr as well", NULL},
     {"file-xfer-save-dir", 'f', 0, G_OPTION_ARG_STRING, &opt_save_dir,
      "Where received files are saved", "DIR|xdg-desktop|xdg-download"},
-    {"file-xfer-open-dir", 'o', 0, G_OPTION_ARG_CALLBACK, (gpointer)parse_open_dir,
-     "Open the save directory after a transfer (default: when the desktop shows no icons)", "0|1"},
+    {"file-xfer-open-dir", 'o', 0, G_OPTION_ARG_INT, &opt_open_dir,
+     "Open the save directory after a transfer (default -1: when the desktop shows no icons)", "0|1"},
     {"x11-abort-on-error", 'y', G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &opt_abort_x,
      "Accepted for compatibility; X errors never abort", NULL},
     {NULL},
@@ -114,11 +106,24 @@ static GLogWriterOutput log_writer(GLogLevelFlags level, const GLogField *fields
         prio = LOG_WARNING;
     else if (level & G_LOG_LEVEL_DEBUG)
         prio = LOG_DEBUG;
-    if (opt_foreground)
-        fprintf(stderr, "spice-vdagent[%d]: %s\n", (int)getpid(), text);
-    else
-        syslog(prio, "%s", text);
+    /* Always syslog (the journal keeps the priority); with -x, openlog's
+     * LOG_PERROR copies each line to stderr once, as 0.22.1 does (unless
+     * stderr is the journal: see stderr_is_journal). */
+    syslog(prio, "%s", text);
     return G_LOG_WRITER_HANDLED;
+}
+
+/* A systemd unit's stderr connected to the journal (JOURNAL_STREAM names
+ * its device and inode): a copy there would log every line twice, the
+ * second time without its priority. */
+static bool stderr_is_journal(void)
+{
+    const char *js = g_getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 /* ---- daemonizing ---- */
@@ -266,7 +271,7 @@ static bool wm_has_desktop_icons(VaX11 *x)
 static char *resolve_save_dir(VaX11 *x, bool *open_dir)
 {
     bool icons = wm_has_desktop_icons(x);
-    *open_dir = opt_open_dir >= 0 ? opt_open_dir == 1 : !icons;
+    *open_dir = opt_open_dir == OPEN_DIR_AUTO ? !icons : opt_open_dir != 0;
     const char *dir;
     if (!opt_save_dir)
         dir = g_get_user_special_dir(icons ? G_USER_DIRECTORY_DESKTOP : G_USER_DIRECTORY_DOWNLOAD);
@@ -394,6 +399,10 @@ static bool on_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload
                 flags & VDP_IPC_SESSION_CLIENT_CONNECTED ? "client " : "",
                 flags & VDP_IPC_SESSION_FILE_XFER_ENABLED ? "file-xfer" : "");
         a->session_flags = flags;
+        /* Another session became active mid-drag: no button stays down
+         * in this one. */
+        if (!(flags & VDP_IPC_SESSION_ACTIVE) && a->mouse)
+            va_mouse_release_all(a->mouse);
         if (a->cb)
             va_clipboard_session_state(a->cb, flags);
         if (a->files)
@@ -525,7 +534,7 @@ int main(int argc, char **argv)
     const char *port = opt_port ? opt_port : DEFAULT_PORT;
     const char *sock = opt_socket ? opt_socket : DEFAULT_SOCKET;
 
-    openlog("spice-vdagent", LOG_PID | (opt_foreground ? LOG_PERROR : 0), LOG_USER);
+    openlog("spice-vdagent", LOG_PID | (opt_foreground && !stderr_is_journal() ? LOG_PERROR : 0), LOG_USER);
     g_log_set_writer_func(log_writer, NULL, NULL);
 
     if (!g_file_test(port, G_FILE_TEST_EXISTS)) {

@@ -21,6 +21,11 @@
 #   full-disk    a 1 MiB tmpfs as save dir: a 2 MiB file is refused "not
 #                enough space" with nothing left behind; 600 KiB fits;
 #                another 600 KiB does not (the first one's space counted)
+#   open-dir     -o takes any integer as 0.22.1: -o 2 shows the directory
+#                after a batch (an xdg-open stand-in first in PATH records
+#                its arguments), -o 0 does not, -o -1 decides by the
+#                desktop (Xvfb, no window manager showing icons: it does);
+#                -o abc is refused (exit 255)
 #
 # Run by `make check`. Needs root; exits 77 when not root or Xvfb is
 # missing. The full-disk part is reported as skipped where tmpfs cannot be
@@ -207,4 +212,47 @@ if mount -t tmpfs -o size=1m,mode=0755 vdagent-test "$T/small" 2>/dev/null; then
 else
     skip "full-disk: cannot mount a tmpfs here"
 fi
+
+# ---- -o: show the directory after a batch ----
+
+mkdir -p "$T/bin"
+cat >"$T/bin/xdg-open" <<SH
+#!/bin/sh
+printf '%s\n' "\$*" >>"$T/xdg-open.calls"
+SH
+chmod +x "$T/bin/xdg-open"
+agent_with_o() { # agent_with_o VALUE: a new agent with -o VALUE, connected
+    ag_stop_pid "$AG_AGENT_PID"
+    AG_RESTARTS=$((AG_RESTARTS + 1))
+    it_spawn "vdagent$AG_RESTARTS" env PATH="$T/bin:$PATH" DISPLAY="$IT_DISPLAY" HOME="$AG_HOME" \
+        XDG_CONFIG_HOME="$AG_HOME/.config" XDG_RUNTIME_DIR="$AG_HOME/run" \
+        DBUS_SESSION_BUS_ADDRESS="$AG_BUS" NO_AT_BRIDGE=1 GIO_USE_VFS=local \
+        "$AG_AGENT_BIN" -x -s "$AG_PORT" -S "$AG_SOCK" -f "$SAVE" -o "$1"
+    AG_AGENT_PID=$IT_LAST_PID
+    AG_AGENT_LOG=$IT_TMP/vdagent$AG_RESTARTS.log
+    it_wait_for 15 grep -q "connected to spice-vdagentd" "$AG_AGENT_LOG" && ag_wait_guest 30
+}
+opened() { [ "$(cat "$T/xdg-open.calls" 2>/dev/null)" = "$SAVE" ]; }
+for v in 2 -1 0; do
+    rm -f "$T/xdg-open.calls"
+    if ! agent_with_o "$v"; then
+        not_ok "open-dir: an agent with -o $v connects"
+        continue
+    fi
+    out=$(ag_ctl --json send-file "$T/src/one.bin" 2>&1)
+    check "open-dir: -o $v: send-file succeeded" grep -q '"ok":true' <<<"$out"
+    if [ "$v" = 0 ]; then
+        # xdg-open would run right after the SUCCESS the host has seen;
+        # give it a generous moment to show up anyway.
+        it_wait_for 3 opened
+        check "open-dir: -o 0: the directory is not shown" test ! -e "$T/xdg-open.calls"
+    else
+        check "open-dir: -o $v: the directory is shown (xdg-open DIR)" it_wait_for 15 opened
+    fi
+done
+ag_stop_pid "$AG_AGENT_PID"
+timeout 10 "$AG_AGENT_BIN" -x -o abc -s "$T/no-such-port" >"$T/o-abc.txt" 2>&1
+rc=$?
+check "open-dir: -o abc exits 255" test "$rc" = 255
+check "open-dir: ... with Invalid arguments" grep -q "Invalid arguments" "$T/o-abc.txt"
 finish

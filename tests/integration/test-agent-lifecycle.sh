@@ -4,7 +4,13 @@
 # and vdagentctl serve as the host, under Xorg with the dummy driver:
 #   no-port        the virtio port does not exist: exit 0 at once, silent
 #   no-x           no X server: exit 1 with a clear message
-#   bad-args       an unknown option or -o 2: exit 255 ("Invalid arguments")
+#   log            with -x every line goes to syslog (seen with strace: the
+#                  agent talks to /dev/log; skipped without strace) and
+#                  once, not twice, to stderr, as 0.22.1 (LOG_PERROR); not
+#                  to a stderr that is the journal already (JOURNAL_STREAM,
+#                  the user unit), where it would be logged twice
+#   bad-args       an unknown option, -o abc or an -o beyond int: exit 255
+#                  ("Invalid arguments"); -o takes any integer (0.22.1)
 #   connect        the stack comes up; the host sees the guest's capabilities
 #   mouse          no uinput: the daemon sends MOUSE to the agent, which
 #                  moves the pointer with XTest (checked with XQueryPointer),
@@ -21,12 +27,18 @@
 #                  working
 #   same-session   a second agent on another X server but in the same
 #                  session (the daemon allows one agent: -X) is refused
-#                  DUPLICATE and exits 0
-#   sigterm        SIGTERM: the agent exits 0 and says so
+#                  DUPLICATE, says so once and keeps asking at the slow
+#                  rate; the first keeps working
+#   sigterm        SIGTERM: the agent exits 0 and says so; the waiting
+#                  agent of same-session then connects (a greeter's agent
+#                  leaving, the user's taking over)
 #   race           three agents started at once on one display: one stays,
 #                  the others exit 0
 #   daemonized     without -x: the parent exits 0 once the agent is up, the
 #                  agent connects and works in the background
+#   session-switch against a scripted daemon (Python, the real IPC): a
+#                  button held through MOUSE is released when SESSION_STATE
+#                  says the session is no longer active (a switch mid-drag)
 #   x-lost         the X server goes away: the agent exits 0
 #
 # Run by `make check` (top_srcdir, top_builddir set). Needs root (Xorg with
@@ -91,12 +103,37 @@ out=$(DISPLAY=:987 timeout 10 "$AGENT" -x -s "$T/fake-port" -S "$T/no-sock" 2>&1
 rc=$?
 check "no-x: exit 1" test "$rc" = 1
 check "no-x: says it cannot connect to the X server" grep -q "could not connect to the X server" <<<"$out"
+if command -v strace >/dev/null 2>&1; then
+    # (LeakSanitizer cannot run under ptrace: off for this run.)
+    DISPLAY=:987 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+        timeout 20 strace -f -qq -e trace=connect,sendto,sendmsg -o "$T/strace.txt" \
+        "$AGENT" -x -s "$T/fake-port" -S "$T/no-sock" >"$T/log-stderr.txt" 2>&1
+    check "log: -x logs to syslog too (the agent talks to /dev/log)" grep -q '"/dev/log"' "$T/strace.txt"
+else
+    echo "ok - log: -x logs to syslog too # SKIP strace is not installed"
+fi
+out=$(DISPLAY=:987 timeout 10 "$AGENT" -x -s "$T/fake-port" -S "$T/no-sock" 2>&1)
+check "log: each line once on stderr" test "$(grep -c "could not connect to the X server" <<<"$out")" = 1
+check "log: ... in 0.22.1's form" grep -q "^spice-vdagent\[[0-9]*\]: could not connect to the X server" <<<"$out"
+: >"$T/journal-stderr.txt"
+js=$(stat -c '%d:%i' "$T/journal-stderr.txt")
+DISPLAY=:987 JOURNAL_STREAM=$js timeout 10 "$AGENT" -x -s "$T/fake-port" -S "$T/no-sock" \
+    2>>"$T/journal-stderr.txt"
+check "log: a stderr that is the journal (JOURNAL_STREAM) gets no copy" test ! -s "$T/journal-stderr.txt"
+out=$(DISPLAY=:987 JOURNAL_STREAM=1:1 timeout 10 "$AGENT" -x -s "$T/fake-port" -S "$T/no-sock" 2>&1)
+check "log: ... another JOURNAL_STREAM does not count" grep -q "could not connect to the X server" <<<"$out"
 out=$(timeout 10 "$AGENT" --no-such-option 2>&1)
 rc=$?
 check "bad-args: unknown option exits 255" test "$rc" = 255
 check "bad-args: says why" grep -q "Invalid arguments" <<<"$out"
-timeout 10 "$AGENT" -x -o 2 -s "$T/no-such-port" >/dev/null 2>&1
-check "bad-args: -o 2 exits 255" test $? = 255
+timeout 10 "$AGENT" -x -o abc -s "$T/no-such-port" >/dev/null 2>&1
+check "bad-args: -o abc exits 255" test $? = 255
+timeout 10 "$AGENT" -x -o 99999999999 -s "$T/no-such-port" >/dev/null 2>&1
+check "bad-args: -o 99999999999 exits 255" test $? = 255
+for v in 0 1 2 -1; do
+    timeout 10 "$AGENT" -x -o "$v" -s "$T/no-such-port" >/dev/null 2>&1
+    check "bad-args: -o $v is accepted (0.22.1 takes any integer)" test $? = 0
+done
 
 # ---- the stack, mouse through XTest ----
 
@@ -193,15 +230,21 @@ Xvfb -nolisten tcp -noreset -screen 0 800x600x24 -displayfd 9 </dev/null >"$T/xv
 it_track Xvfb2 $!
 if it_wait_for 20 grep -q '^[0-9][0-9]*$' "$T/xvfb2.display"; then
     d2=":$(head -n 1 "$T/xvfb2.display")"
-    DISPLAY=$d2 timeout 20 env HOME="$AG_HOME" "$AGENT" -x -s "$AG_PORT" -S "$AG_SOCK" \
-        -f "$AG_SAVE_DIR" -o 0 >"$T/third.log" 2>&1
-    rc=$?
-    check "same-session: an agent refused by the daemon exits 0" test "$rc" = 0
-    check "same-session: ... saying another agent serves the session" \
-        grep -q "another agent already serves this session" "$T/third.log"
+    it_spawn third env DISPLAY="$d2" HOME="$AG_HOME" "$AGENT" -x -s "$AG_PORT" -S "$AG_SOCK" \
+        -f "$AG_SAVE_DIR" -o 0
+    third=$IT_LAST_PID
+    check "same-session: an agent refused by the daemon says another agent serves the session" \
+        it_wait_for 15 grep -q "another agent already serves this session" "$T/third.log"
+    # Two more slow retries (4 s apart) without giving up or logging again.
+    check "same-session: ... and keeps asking (the daemon refuses it 3 times)" \
+        it_wait_for 20 eval '[ "$(grep -c "rejected (duplicate)" "$AG_DAEMON_LOG")" -ge 3 ]'
+    check "same-session: ... still running" it_alive "$third"
+    check "same-session: ... said so once" test "$(grep -c "another agent already serves this session" "$T/third.log")" = 1
     check "same-session: the first agent still runs" it_alive "$first"
+    mouse_checks same-session 135 246
 else
     not_ok "same-session: a second X server (Xvfb) started"
+    third=
 fi
 
 # ---- SIGTERM ----
@@ -211,6 +254,11 @@ wait "$first" 2>/dev/null
 rc=$?
 check "sigterm: exit status 0" test "$rc" = 0
 check "sigterm: logged" grep -q "signal received, exiting" "$AG_AGENT_LOG"
+if [ -n "$third" ]; then
+    check "same-session: with the first agent gone, the waiting one connects" \
+        it_wait_for 20 grep -q "connected to spice-vdagentd" "$T/third.log"
+    ag_stop_pid "$third"
+fi
 
 # ---- three agents started at once ----
 
@@ -263,6 +311,92 @@ if [ -n "$dpid" ] && it_alive "$dpid"; then
 else
     not_ok "daemonized: the agent runs in the background"
 fi
+
+# ---- session switch mid-drag, against a scripted daemon ----
+
+# A daemon speaking the real IPC: HELLO -> WELCOME, then frames written on
+# command from a FIFO ("mouse X Y BUTTONS", "state FLAGS"); what the agent
+# sends is read and dropped. Prints "welcomed" and "sent ..." lines.
+cat >"$T/script-daemon.py" <<'PY'
+import os, select, socket, struct, sys
+path, cmds = sys.argv[1], sys.argv[2]
+HDR = struct.Struct("<HBBII")
+lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+lsock.bind(path)
+lsock.listen(1)
+print("listening", flush=True)
+conn, _ = lsock.accept()
+buf = b""
+def frame():
+    global buf
+    while True:
+        if len(buf) >= HDR.size:
+            t, nfds, flags, fid, size = HDR.unpack_from(buf)
+            if len(buf) >= HDR.size + size:
+                payload = buf[HDR.size:HDR.size + size]
+                buf = buf[HDR.size + size:]
+                return t, payload
+        data = conn.recv(65536)
+        if not data:
+            sys.exit(0)
+        buf += data
+def send(t, payload):
+    conn.sendall(HDR.pack(t, 0, 0, 0, len(payload)) + payload)
+t, payload = frame()
+assert t == 1, t                      # HELLO
+name = b"script-daemon\0"
+send(2, struct.pack("<IHHII", 0x47414456, 1, 0, 0, 0) + name)   # WELCOME
+print("welcomed", flush=True)
+# Read-write: this end never sees EOF when the shell closes its end.
+cfd = os.open(cmds, os.O_RDWR | os.O_NONBLOCK)
+pending = b""
+while True:
+    r, _, _ = select.select([conn, cfd], [], [], 1.0)
+    if conn in r:
+        data = conn.recv(65536)
+        if not data:
+            sys.exit(0)
+    if cfd in r:
+        pending += os.read(cfd, 4096)
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            w = line.split()
+            if w[0] == b"mouse":
+                send(8, struct.pack("<iiI", int(w[1]), int(w[2]), int(w[3])))
+            elif w[0] == b"state":
+                send(9, struct.pack("<I", int(w[1])))
+            print("sent", line.decode(), flush=True)
+PY
+mkfifo "$T/script-daemon.cmd"
+it_spawn script-daemon python3 -u "$T/script-daemon.py" "$T/script-daemon.sock" "$T/script-daemon.cmd"
+script_pid=$IT_LAST_PID
+if it_wait_for 10 grep -q listening "$T/script-daemon.log"; then
+    it_spawn vdagent-script env DISPLAY="$IT_DISPLAY" HOME="$AG_HOME" "$AGENT" -x -s "$AG_PORT" \
+        -S "$T/script-daemon.sock" -f "$AG_SAVE_DIR" -o 0
+    script_agent=$IT_LAST_PID
+    check "session-switch: the agent talks to the scripted daemon" \
+        it_wait_for 15 grep -q welcomed "$T/script-daemon.log"
+    exec 7<>"$T/script-daemon.cmd"
+    # ACTIVE | FILE_XFER_ENABLED, then the left button (VD_AGENT_LBUTTON_MASK 2) down.
+    echo "state 9" >&7
+    echo "mouse 260 180 2" >&7
+    check "session-switch: left button held at 260,180" it_wait_for 10 pointer_at 260 180 1
+    # Another session becomes active: this one is told it is not.
+    echo "state 0" >&7
+    check "session-switch: the button is released when the session is no longer active" \
+        it_wait_for 10 pointer_at 260 180 0
+    # Back: the daemon's next MOUSE presses it again.
+    echo "state 9" >&7
+    echo "mouse 270 190 2" >&7
+    check "session-switch: active again, the button works" it_wait_for 10 pointer_at 270 190 1
+    echo "mouse 270 190 0" >&7
+    check "session-switch: ... and is released by the daemon" it_wait_for 10 pointer_at 270 190 0
+    exec 7>&-
+    ag_stop_pid "$script_agent"
+else
+    not_ok "session-switch: the scripted daemon started"
+fi
+ag_stop_pid "$script_pid"
 
 # ---- the X server goes away ----
 

@@ -26,6 +26,21 @@
 #include "va-files.h"
 #include "vdp-wire.h"
 
+/* Every message the module logs (MESSAGE fields), for checks that what a
+ * client sends never reaches the log raw. */
+static GPtrArray *logged;
+static GMutex logged_lock; /* the worker thread logs too */
+
+static GLogWriterOutput capture_log(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data)
+{
+    g_mutex_lock(&logged_lock);
+    for (gsize i = 0; i < n; i++)
+        if (strcmp(fields[i].key, "MESSAGE") == 0 && fields[i].length < 0)
+            g_ptr_array_add(logged, g_strdup(fields[i].value));
+    g_mutex_unlock(&logged_lock);
+    return g_log_writer_default(level, fields, n, data);
+}
+
 /* Generous: a loaded 2-core CI machine. */
 #define WAIT_MS 20000u
 #define CHUNK (128u * 1024u)
@@ -195,6 +210,18 @@ static void start(Fix *fx, uint32_t id, const char *name, const char *size_text)
     assert_true(va_files_handle_msg(fx->f, m));
     g_free(m);
     g_string_free(kf, TRUE);
+}
+
+/* A START with exactly this key file text. */
+static void start_raw(Fix *fx, uint32_t id, const char *text)
+{
+    VdpMsg *m = g_new0(VdpMsg, 1);
+    m->type = VD_AGENT_FILE_XFER_START;
+    m->u.xfer_start.id = id;
+    m->u.xfer_start.keyfile = text;
+    m->u.xfer_start.keyfile_len = strlen(text);
+    assert_true(va_files_handle_msg(fx->f, m));
+    g_free(m);
 }
 
 static void start_n(Fix *fx, uint32_t id, const char *name, uint64_t size)
@@ -429,6 +456,15 @@ static void test_names_refused(void **state)
     Fix *fx = fix_new();
     static const char *const bad[] = {
         "", ".", "..", "foo/", "a/..", "/", "bad\nname", "tab\tname", "del\x7f", "esc\x1b[31m", "bad\xff\xfe",
+        /* C1 controls: NEL, CSI (a terminal's ESC [), APC */
+        "nel\xc2\x85x", "csi\xc2\x9b" "31m", "apc\xc2\x9fx",
+        /* bidi embeddings, overrides and isolates: "gpj.exe" shown as
+         * "exe.jpg" */
+        "a\xe2\x80\xaa" "b", "a\xe2\x80\xab" "b", "a\xe2\x80\xac" "b", "a\xe2\x80\xad" "b",
+        "evil\xe2\x80\xaegpj.exe", "a\xe2\x81\xa6" "b", "a\xe2\x81\xa7" "b", "a\xe2\x81\xa8" "b",
+        "a\xe2\x81\xa9" "b",
+        /* line and paragraph separators */
+        "a\xe2\x80\xa8" "b", "a\xe2\x80\xa9" "b",
     };
     uint32_t id = 10;
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++, id++) {
@@ -440,6 +476,19 @@ static void test_names_refused(void **state)
         /* Not UTF-8 is already refused by the key file parser. */
         if (s.error_code != G_IO_ERROR_INVALID_FILENAME && s.error_code != G_IO_ERROR_INVALID_DATA)
             fail_msg("name #%zu: error code %u", i, s.error_code);
+    }
+    /* Ordinary non-ASCII names (accents, CJK, an emoji sequence joined
+     * with U+200D) are fine. */
+    static const char *const good[] = {
+        "caf\xc3\xa9.txt", "\xe6\x97\xa5\xe6\x9c\xac.txt",
+        "\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb.png",
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(good); i++, id++) {
+        send_file(fx, id, good[i], "ok", 2);
+        assert_true(file_has(fx->dir, good[i], "ok", 2));
+        char *p = path_in(fx->dir, good[i]);
+        assert_int_equal(g_unlink(p), 0);
+        g_free(p);
     }
     /* A name of NAME_MAX bytes: no room for " (N)", refused. */
     char *longname = g_strnfill(NAME_MAX, 'n');
@@ -740,6 +789,252 @@ static void test_slow_disk(void **state)
     fix_free(fx, true);
 }
 
+static bool drained_cond(void *data)
+{
+    return va_files_queued_jobs(((Fix *)data)->f) == 0;
+}
+
+/* Every job the worker got has come back and its status (if any) is in:
+ * nothing more can arrive later. */
+static void wait_drained(Fix *fx)
+{
+    assert_true(wait_cond(drained_cond, fx, WAIT_MS));
+    /* Statuses sent from the last results cross the socket pair. */
+    gint64 end = g_get_monotonic_time() + 100 * 1000;
+    while (g_get_monotonic_time() < end)
+        if (!g_main_context_iteration(NULL, FALSE))
+            g_usleep(1000);
+}
+
+/* The agent ends transfers on its own (the session locks, transfers are
+ * disabled, the agent stops) while the daemon connection is up: the
+ * client gets exactly one final status for each, so it does not wait
+ * forever and the daemon forgets the id. A file whose data had all
+ * arrived is kept and reported SUCCESS, not deleted. */
+static void test_agent_cancel_status(void **state)
+{
+    Fix *fx = fix_new();
+    enum { LEN = 4096 };
+    uint8_t buf[LEN];
+    memset(buf, 0x33, sizeof(buf));
+    /* 1: receiving, half its data in. */
+    start_n(fx, 1, "receiving.bin", LEN);
+    expect_status(fx, 1, 0, VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA);
+    data(fx, 1, buf, LEN / 2);
+    /* 2: all its data in, SUCCESS not sent yet (the disk is behind). */
+    start_n(fx, 2, "complete.bin", LEN);
+    expect_status(fx, 2, 0, VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA);
+    va_files_test_hold_worker(fx->f, true);
+    data(fx, 2, buf, LEN);
+    /* 3: started, its file not created yet. */
+    start_n(fx, 3, "starting.bin", LEN);
+    /* The session locks: the daemon sends LOCKED without
+     * FILE_XFER_ENABLED. */
+    va_files_session_state(fx->f, VDP_IPC_SESSION_ACTIVE | VDP_IPC_SESSION_LOCKED);
+    expect_status(fx, 1, 1, VD_AGENT_FILE_XFER_STATUS_SESSION_LOCKED);
+    expect_status(fx, 3, 0, VD_AGENT_FILE_XFER_STATUS_SESSION_LOCKED);
+    /* Data the client had in flight is dropped quietly. */
+    data(fx, 1, buf, 10);
+    va_files_test_hold_worker(fx->f, false);
+    expect_status(fx, 2, 1, VD_AGENT_FILE_XFER_STATUS_SUCCESS);
+    wait_idle(fx);
+    wait_drained(fx);
+    assert_int_equal(count_status(fx, 1), 2);
+    assert_int_equal(count_status(fx, 2), 2);
+    assert_int_equal(count_status(fx, 3), 1);
+    assert_true(file_has(fx->dir, "complete.bin", buf, LEN));
+    assert_false(exists(fx->dir, "receiving.bin"));
+    assert_false(exists(fx->dir, "starting.bin"));
+
+    /* Transfers disabled without a lock (a greeter): DISABLED. */
+    va_files_session_state(fx->f, VDP_IPC_SESSION_ACTIVE | VDP_IPC_SESSION_FILE_XFER_ENABLED);
+    start_n(fx, 4, "greeter.bin", LEN);
+    expect_status(fx, 4, 0, VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA);
+    data(fx, 4, buf, 100);
+    va_files_session_state(fx->f, VDP_IPC_SESSION_ACTIVE);
+    expect_status(fx, 4, 1, VD_AGENT_FILE_XFER_STATUS_DISABLED);
+    wait_gone(fx->dir, "greeter.bin");
+    wait_drained(fx);
+    assert_int_equal(count_status(fx, 4), 2);
+
+    /* The agent stops with the connection up: CANCELLED. */
+    va_files_session_state(fx->f, VDP_IPC_SESSION_ACTIVE | VDP_IPC_SESSION_FILE_XFER_ENABLED);
+    start_n(fx, 5, "stopping.bin", LEN);
+    expect_status(fx, 5, 0, VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA);
+    data(fx, 5, buf, 100);
+    va_files_free(fx->f);
+    fx->f = NULL;
+    assert_false(exists(fx->dir, "stopping.bin"));
+    expect_status(fx, 5, 1, VD_AGENT_FILE_XFER_STATUS_CANCELLED);
+
+    /* The connection is lost: nothing can be sent (the daemon tells the
+     * client), nothing is sent on the next connection either. */
+    fx->f = va_files_new(NULL, fx->dir, false, NULL);
+    va_files_set_conn(fx->f, fx->agent);
+    start_n(fx, 6, "lost.bin", LEN);
+    expect_status(fx, 6, 0, VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA);
+    va_files_set_conn(fx->f, NULL);
+    va_files_set_conn(fx->f, fx->agent);
+    wait_gone(fx->dir, "lost.bin");
+    wait_drained(fx);
+    assert_int_equal(count_status(fx, 5), 2);
+    assert_int_equal(count_status(fx, 6), 1);
+    assert_int_equal(fx->bad, 0);
+    fix_free(fx, true);
+}
+
+/* A START while the session is locked: SESSION_LOCKED (the daemon clears
+ * FILE_XFER_ENABLED whenever it is locked), DISABLED when only disabled. */
+static void test_locked_start(void **state)
+{
+    Fix *fx = fix_new();
+    va_files_session_state(fx->f, VDP_IPC_SESSION_ACTIVE | VDP_IPC_SESSION_LOCKED);
+    start_n(fx, 1, "x", 1);
+    expect_status(fx, 1, 0, VD_AGENT_FILE_XFER_STATUS_SESSION_LOCKED);
+    va_files_session_state(fx->f, VDP_IPC_SESSION_ACTIVE | VDP_IPC_SESSION_LOCKED |
+                                      VDP_IPC_SESSION_FILE_XFER_ENABLED);
+    start_n(fx, 2, "x", 1);
+    expect_status(fx, 2, 0, VD_AGENT_FILE_XFER_STATUS_SESSION_LOCKED);
+    va_files_session_state(fx->f, VDP_IPC_SESSION_ACTIVE);
+    start_n(fx, 3, "x", 1);
+    expect_status(fx, 3, 0, VD_AGENT_FILE_XFER_STATUS_DISABLED);
+    assert_int_equal(count_entries(fx->dir), 0);
+    fix_free(fx, true);
+}
+
+/* Many tiny DATA messages for a disk that does not keep up: what they
+ * cost is bounded, not only their bytes. Consecutive pieces of one
+ * transfer are merged into one buffer; pieces that cannot be merged are
+ * charged a fixed cost each, so reading pauses (and a daemon ignoring
+ * the pause fails the transfer) long before memory grows. */
+static void test_tiny_data(void **state)
+{
+    Fix *fx = fix_new();
+    enum { ONE = 1000000 };
+    uint8_t byte = 0x42;
+    /* One transfer, a million 1-byte messages, the disk held. */
+    start_n(fx, 1, "tiny.bin", ONE);
+    expect_status(fx, 1, 0, VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA);
+    va_files_test_hold_worker(fx->f, true);
+    for (unsigned i = 0; i < ONE - 1; i++) {
+        byte = (uint8_t)i;
+        data(fx, 1, &byte, 1);
+    }
+    /* Merged: one job per VA_FILES_MERGE_MAX bytes, not one per message. */
+    unsigned jobs = va_files_queued_jobs(fx->f);
+    print_message("%u bytes in 1-byte messages: %u jobs, %zu bytes charged\n", ONE - 1, jobs,
+                  va_files_pending(fx->f));
+    assert_true(jobs <= ONE / VA_FILES_MERGE_MAX + 2);
+    assert_true(va_files_pending(fx->f) >= ONE - 1);
+    assert_true(va_files_pending(fx->f) <= 2u * ONE);
+    byte = (uint8_t)(ONE - 1);
+    data(fx, 1, &byte, 1);
+    va_files_test_hold_worker(fx->f, false);
+    expect_status(fx, 1, 1, VD_AGENT_FILE_XFER_STATUS_SUCCESS);
+    uint8_t *want = g_malloc(ONE);
+    for (unsigned i = 0; i < ONE; i++)
+        want[i] = (uint8_t)i;
+    assert_true(file_has(fx->dir, "tiny.bin", want, ONE));
+    g_free(want);
+    wait_drained(fx);
+    assert_int_equal(va_files_pending(fx->f), 0);
+
+    /* Two transfers taking turns, 1-byte pieces: each is merged into its
+     * own transfer's newest write. */
+    enum { HALF = 150000 };
+    start_n(fx, 2, "even.bin", HALF);
+    start_n(fx, 3, "odd.bin", HALF);
+    expect_status(fx, 2, 0, VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA);
+    expect_status(fx, 3, 0, VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA);
+    va_files_test_hold_worker(fx->f, true);
+    uint8_t even = 0xee, odd = 0x0d;
+    for (unsigned i = 0; i < 2 * HALF - 2; i++)
+        data(fx, 2 + (i & 1), i & 1 ? &odd : &even, 1);
+    jobs = va_files_queued_jobs(fx->f);
+    print_message("2 x %u bytes in interleaved 1-byte messages: %u jobs\n", HALF, jobs);
+    assert_true(jobs <= 2 * (HALF / VA_FILES_MERGE_MAX + 1));
+    data(fx, 2, &even, 1);
+    data(fx, 3, &odd, 1);
+    va_files_test_hold_worker(fx->f, false);
+    expect_status(fx, 2, 1, VD_AGENT_FILE_XFER_STATUS_SUCCESS);
+    expect_status(fx, 3, 1, VD_AGENT_FILE_XFER_STATUS_SUCCESS);
+    uint8_t *fill = g_malloc(HALF);
+    memset(fill, even, HALF);
+    assert_true(file_has(fx->dir, "even.bin", fill, HALF));
+    memset(fill, odd, HALF);
+    assert_true(file_has(fx->dir, "odd.bin", fill, HALF));
+    g_free(fill);
+    wait_drained(fx);
+
+    /* Jobs that carry no data (a START and a cancel, again and again)
+     * are charged VA_FILES_JOB_COST each: reading pauses... */
+    va_files_test_hold_worker(fx->f, true);
+    uint32_t id = 1000;
+    unsigned cycles = 0;
+    while (!va_files_read_paused(fx->f)) {
+        start_n(fx, id, "churn.bin", 1);
+        assert_int_equal(va_files_active(fx->f), 1);
+        client_status(fx, id++, VD_AGENT_FILE_XFER_STATUS_CANCELLED);
+        cycles++;
+        assert_true(cycles <= VA_FILES_PENDING_HIGH / (2 * VA_FILES_JOB_COST) + 2);
+    }
+    print_message("paused after %u START + cancel pairs (%u jobs)\n", cycles, va_files_queued_jobs(fx->f));
+    /* ... and a daemon ignoring the pause gets its STARTs refused at the
+     * hard bound: the queue stops growing. */
+    for (;;) {
+        start_n(fx, id, "churn.bin", 1);
+        assert_true(va_files_pending(fx->f) <= VA_FILES_PENDING_MAX);
+        assert_true(va_files_queued_jobs(fx->f) <= VA_FILES_PENDING_MAX / VA_FILES_JOB_COST);
+        if (va_files_active(fx->f) == 0)
+            break;
+        client_status(fx, id++, VD_AGENT_FILE_XFER_STATUS_CANCELLED);
+    }
+    Status st = status_n(fx, id, 0);
+    assert_int_equal(st.result, VD_AGENT_FILE_XFER_STATUS_ERROR);
+    va_files_test_hold_worker(fx->f, false);
+    assert_true(wait_cond(resumed_cond, fx, WAIT_MS));
+    assert_false(exists(fx->dir, "churn.bin"));
+    fix_free(fx, true);
+}
+
+/* What the client wrote never reaches the log raw: a key file the parser
+ * refuses (GKeyFile quotes the offending line) with terminal escapes. */
+static void test_log_escaped(void **state)
+{
+    Fix *fx = fix_new();
+    g_mutex_lock(&logged_lock);
+    g_ptr_array_set_size(logged, 0);
+    g_mutex_unlock(&logged_lock);
+    start_raw(fx, 1, "[vdagent-file-xfer]\n\x1b]0;owned\x07\x1b[2J\x9b" "31m no equals sign\nsize=1\n");
+    Status s = status_n(fx, 1, 0);
+    assert_int_equal(s.result, VD_AGENT_FILE_XFER_STATUS_ERROR);
+    start_raw(fx, 2, "[vdagent-file-xfer\x1b[31m\nname=x\nsize=1\n");
+    expect_status(fx, 2, 0, VD_AGENT_FILE_XFER_STATUS_ERROR);
+    start_raw(fx, 3, "[vdagent-file-xfer]\nname=x\x1b[31m\nsize=1\n");
+    expect_status(fx, 3, 0, VD_AGENT_FILE_XFER_STATUS_ERROR);
+    start_raw(fx, 4, "[vdagent-file-xfer]\n\xe2\x80\xae" "evil\xc2\x85" "line\n");
+    expect_status(fx, 4, 0, VD_AGENT_FILE_XFER_STATUS_ERROR);
+    GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
+    g_mutex_lock(&logged_lock);
+    for (guint i = 0; i < logged->len; i++)
+        g_ptr_array_add(lines, g_strdup(g_ptr_array_index(logged, i)));
+    g_mutex_unlock(&logged_lock);
+    assert_true(lines->len > 0);
+    /* Valid UTF-8 without C0 or C1 controls, DEL or bidi controls. */
+    for (guint i = 0; i < lines->len; i++) {
+        const char *line = g_ptr_array_index(lines, i);
+        if (!g_utf8_validate(line, -1, NULL))
+            fail_msg("invalid UTF-8 logged: \"%s\"", g_strescape(line, NULL));
+        for (const char *p = line; *p; p = g_utf8_next_char(p)) {
+            gunichar c = g_utf8_get_char(p);
+            if (g_unichar_iscntrl(c) || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069))
+                fail_msg("U+%04X logged raw: \"%s\"", c, g_strescape(line, NULL));
+        }
+    }
+    g_ptr_array_free(lines, TRUE);
+    fix_free(fx, true);
+}
+
 static void test_disabled_without_dir(void **state)
 {
     int sv[2];
@@ -823,14 +1118,38 @@ static bool lines_cond(void *data)
     return count_lines(w->path) >= w->n;
 }
 
+/* Seconds on CLOCK_MONOTONIC, one per line (xdg-open stand-in calls). */
+static GArray *read_times(const char *path)
+{
+    GArray *a = g_array_new(FALSE, FALSE, sizeof(double));
+    char *text = NULL;
+    if (g_file_get_contents(path, &text, NULL, NULL)) {
+        char **lines = g_strsplit(text, "\n", -1);
+        for (char **l = lines; *l; l++)
+            if (**l) {
+                double v = g_ascii_strtod(*l, NULL);
+                g_array_append_val(a, v);
+            }
+        g_strfreev(lines);
+    }
+    g_free(text);
+    return a;
+}
+
 /* open_dir: xdg-open (a stand-in first in PATH) runs once per batch, after
- * its last file, with the directory as its only argument. */
+ * its last file, with the directory as its only argument, and at most once
+ * per VA_FILES_OPEN_DIR_INTERVAL_MS: batches finishing faster are merged
+ * into one deferred call. */
 static void test_open_dir(void **state)
 {
     char *bin = g_dir_make_tmp("test-files-bin-XXXXXX", NULL);
     char *script = g_build_filename(bin, "xdg-open", NULL);
     char *log = g_build_filename(bin, "calls", NULL);
-    char *text = g_strdup_printf("#!/bin/sh\nprintf '%%s|%%s\\n' \"$#\" \"$1\" >>'%s'\n", log);
+    char *times = g_build_filename(bin, "times", NULL);
+    /* /proc/uptime: CLOCK_BOOTTIME seconds, good enough to 10 ms. */
+    char *text = g_strdup_printf("#!/bin/sh\nprintf '%%s|%%s\\n' \"$#\" \"$1\" >>'%s'\n"
+                                 "cut -d' ' -f1 /proc/uptime >>'%s'\n",
+                                 log, times);
     assert_true(g_file_set_contents(script, text, -1, NULL));
     assert_int_equal(chmod(script, 0755), 0);
     char *old_path = g_strdup(g_getenv("PATH"));
@@ -858,6 +1177,34 @@ static void test_open_dir(void **state)
     assert_string_equal(calls, want);
     g_free(want);
     g_free(calls);
+
+    /* A burst of 30 one-file batches: one or two more calls (one at once
+     * if the interval since the last has passed, one deferred), not 30
+     * (one more per interval the burst itself lasts, on a slow machine). */
+    gint64 burst_start = g_get_monotonic_time();
+    for (uint32_t i = 0; i < 30; i++)
+        send_file(fx, 10 + i, "burst.txt", "b", 1);
+    unsigned extra = (unsigned)((g_get_monotonic_time() - burst_start) / (VA_FILES_OPEN_DIR_INTERVAL_MS * 1000));
+    w.n = 3;
+    assert_true(wait_cond(lines_cond, &w, WAIT_MS));
+    /* Whatever was deferred has run after one more interval. */
+    gint64 end = g_get_monotonic_time() + (VA_FILES_OPEN_DIR_INTERVAL_MS + 1500) * 1000;
+    while (g_get_monotonic_time() < end)
+        if (!g_main_context_iteration(NULL, FALSE))
+            g_usleep(1000);
+    unsigned n = count_lines(log);
+    print_message("xdg-open ran %u times for 32 batches\n", n);
+    assert_true(n >= 3 && n <= 4 + extra);
+    /* Calls are an interval apart (the stand-in's start-up time varies:
+     * allow half an interval less). */
+    GArray *t = read_times(times);
+    assert_int_equal(t->len, n);
+    for (guint i = 1; i < t->len; i++) {
+        double gap = g_array_index(t, double, i) - g_array_index(t, double, i - 1);
+        if (gap < VA_FILES_OPEN_DIR_INTERVAL_MS / 2000.0)
+            fail_msg("xdg-open calls %u and %u only %.2f s apart", i - 1, i, gap);
+    }
+    g_array_free(t, TRUE);
     fix_free(fx, true);
 
     g_setenv("PATH", old_path ? old_path : "/usr/bin:/bin", TRUE);
@@ -866,6 +1213,7 @@ static void test_open_dir(void **state)
     g_free(new_path);
     g_free(text);
     g_free(log);
+    g_free(times);
     g_free(script);
     g_free(bin);
 }
@@ -886,6 +1234,14 @@ int main(void)
         cmocka_unit_test(test_disabled_without_dir),
         cmocka_unit_test(test_many_transfers),
         cmocka_unit_test(test_open_dir),
+        cmocka_unit_test(test_agent_cancel_status),
+        cmocka_unit_test(test_locked_start),
+        cmocka_unit_test(test_tiny_data),
+        cmocka_unit_test(test_log_escaped),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    logged = g_ptr_array_new_with_free_func(g_free);
+    g_log_set_writer_func(capture_log, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    g_ptr_array_free(logged, TRUE);
+    return rc;
 }
