@@ -71,7 +71,7 @@ ag_bins() {
 ag_x_start() {
     AG_X_MODE=$1
     local here
-    here=$(cd "$top_srcdir/tests/integration" && pwd) || return 1
+    here=$(cd "${top_srcdir:?}/tests/integration" && pwd) || return 1
     case $AG_X_MODE in
         xorg)
             it_xorg_start "$here/xorg-dummy.conf" || return 1 ;;
@@ -223,3 +223,59 @@ ag_show_logs() {
     it_show_log "spice-vdagent" "${AG_AGENT_LOG:-}" 30
     it_show_log "vdagentctl serve" "${AG_SERVE_LOG:-}" 15
 }
+
+# ---- for the test scripts: prerequisites and TAP-like results ----
+#   ag_need_root WHY           exit 77 (skipped) unless root
+#   ag_need_dummy              exit 77 without the Xorg dummy video driver
+#   ag_need_built FILE...      exit 1 when a program of the build is missing
+#   ok / not_ok / skip TEXT    one result line; check TEXT CMD... runs CMD
+#   finish                     the summary (logs after a failure) and exit
+#   now, elapsed START         timestamps for timings
+
+ag_need_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "SKIP: must run as root ($1)"
+        exit 77
+    fi
+}
+
+ag_need_dummy() {
+    if ! it_find_dummy_driver >/dev/null; then
+        echo "SKIP: the Xorg dummy video driver (xserver-xorg-video-dummy) is not installed"
+        exit 77
+    fi
+}
+
+ag_need_built() {
+    local f
+    for f in "$@"; do
+        if [ ! -x "$f" ]; then
+            echo "FAIL: $f has not been built"
+            exit 1
+        fi
+    done
+}
+
+PASS=0
+FAIL=0
+SKIPPED=0
+ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
+not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
+skip() { SKIPPED=$((SKIPPED + 1)); echo "skip - $*"; }
+check() { # check DESCRIPTION CMD...
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+finish() {
+    [ "$FAIL" -gt 0 ] && ag_show_logs
+    if [ "$SKIPPED" -gt 0 ]; then
+        echo "# $PASS passed, $FAIL failed, $SKIPPED skipped"
+    else
+        echo "# $PASS passed, $FAIL failed"
+    fi
+    [ "$FAIL" -eq 0 ]
+    exit
+}
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }

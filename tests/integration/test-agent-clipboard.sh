@@ -25,31 +25,11 @@ here=$(cd "$top_srcdir/tests/integration" && pwd) || exit 99
 # shellcheck source=agent-lib.sh
 . "$here/agent-lib.sh"
 
-if [ "$(id -u)" != 0 ]; then
-    echo "SKIP: must run as root (spice-vdagentd checks sessions)"
-    exit 77
-fi
+ag_need_root "spice-vdagentd checks sessions"
 it_require_cmds Xvfb xclip timeout sha256sum cmp
 IT_DEADLINE=240
 it_init test-agent-clipboard
 T=$IT_TMP
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
-not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
-check() { # check DESCRIPTION CMD...
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-finish() {
-    [ "$FAIL" -gt 0 ] && ag_show_logs
-    echo "# $PASS passed, $FAIL failed"
-    [ "$FAIL" -eq 0 ]
-    exit
-}
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 sum() { sha256sum <"$1" | cut -d' ' -f1; }
 
 if ! ag_stack_start xvfb; then

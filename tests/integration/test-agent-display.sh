@@ -46,39 +46,18 @@ here=$(cd "$top_srcdir/tests/integration" && pwd) || exit 99
 # shellcheck source=agent-lib.sh
 . "$here/agent-lib.sh"
 
-if [ "$(id -u)" != 0 ]; then
-    echo "SKIP: must run as root (Xorg with the dummy driver, spice-vdagentd)"
-    exit 77
-fi
+ag_need_root "Xorg with the dummy driver, spice-vdagentd"
 it_require_cmds Xorg Xvfb xrandr python3 timeout
 # xdpyinfo (x11-utils) only for the screen's millimetres.
 HAVE_XDPYINFO=0
 command -v xdpyinfo >/dev/null 2>&1 && HAVE_XDPYINFO=1
-if ! it_find_dummy_driver >/dev/null; then
-    echo "SKIP: the Xorg dummy video driver (xserver-xorg-video-dummy) is not installed"
-    exit 77
-fi
+ag_need_dummy
 B=$(cd "$top_builddir" && pwd)
-for f in "$B/spice-vdagent" "$B/spice-vdagentd" "$B/vdagentctl"; do
-    if [ ! -x "$f" ]; then
-        echo "FAIL: $f has not been built"
-        exit 1
-    fi
-done
+ag_need_built "$B/spice-vdagent" "$B/spice-vdagentd" "$B/vdagentctl"
 
 IT_DEADLINE=200
 it_init test-agent-display
 T=$IT_TMP
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
-not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
-finish() {
-    [ "$FAIL" -gt 0 ] && ag_show_logs
-    echo "# $PASS passed, $FAIL failed"
-    [ "$FAIL" -eq 0 ]
-    exit
-}
 
 # "OUTPUT WxH+X+Y, ..." for the active outputs, sorted by name.
 layout() { it_xrandr_active "$IT_DISPLAY" | tr '\n' ',' | sed 's/,$//; s/,/, /g'; }

@@ -40,31 +40,11 @@ here=$(cd "$top_srcdir/tests/integration" && pwd) || exit 99
 # shellcheck source=agent-lib.sh
 . "$here/agent-lib.sh"
 
-if [ "$(id -u)" != 0 ]; then
-    echo "SKIP: must run as root (spice-vdagentd checks sessions; tmpfs)"
-    exit 77
-fi
+ag_need_root "spice-vdagentd checks sessions; tmpfs"
 it_require_cmds Xvfb timeout sha256sum truncate
 IT_DEADLINE=150
 it_init test-agent-files
 T=$IT_TMP
-PASS=0
-FAIL=0
-SKIPPED=0
-ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
-not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
-skip() { SKIPPED=$((SKIPPED + 1)); echo "skip - $*"; }
-check() { # check DESCRIPTION CMD...
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-finish() {
-    [ "$FAIL" -gt 0 ] && ag_show_logs
-    echo "# $PASS passed, $FAIL failed, $SKIPPED skipped"
-    [ "$FAIL" -eq 0 ]
-    exit
-}
 
 if ! ag_stack_start xvfb; then
     not_ok "the stack came up"

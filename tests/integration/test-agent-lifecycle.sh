@@ -54,43 +54,17 @@ here=$(cd "$top_srcdir/tests/integration" && pwd) || exit 99
 # shellcheck source=agent-lib.sh
 . "$here/agent-lib.sh"
 
-if [ "$(id -u)" != 0 ]; then
-    echo "SKIP: must run as root (Xorg with the dummy driver, spice-vdagentd)"
-    exit 77
-fi
+ag_need_root "Xorg with the dummy driver, spice-vdagentd"
 it_require_cmds Xorg Xvfb timeout
-if ! it_find_dummy_driver >/dev/null; then
-    echo "SKIP: the Xorg dummy video driver (xserver-xorg-video-dummy) is not installed"
-    exit 77
-fi
+ag_need_dummy
 B=$(cd "$top_builddir" && pwd)
 AGENT=$B/spice-vdagent
 POINTER=$B/tests/unit/test-agent-pointer
-for f in "$AGENT" "$POINTER" "$B/spice-vdagentd" "$B/vdagentctl"; do
-    if [ ! -x "$f" ]; then
-        echo "FAIL: $f has not been built"
-        exit 1
-    fi
-done
+ag_need_built "$AGENT" "$POINTER" "$B/spice-vdagentd" "$B/vdagentctl"
 
 IT_DEADLINE=150
 it_init test-agent-lifecycle
 T=$IT_TMP
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
-not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
-check() { # check DESCRIPTION CMD...
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-finish() {
-    [ "$FAIL" -gt 0 ] && ag_show_logs
-    echo "# $PASS passed, $FAIL failed"
-    [ "$FAIL" -eq 0 ]
-    exit
-}
 
 # ---- no port, no X, bad arguments ----
 
