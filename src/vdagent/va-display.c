@@ -28,9 +28,11 @@
 #include "va-display-randr.h"
 #include "va-display.h"
 
-/* Configs arriving within this time of the first pending one are
- * coalesced: only the newest is applied. A client being resized sends one
- * per frame of the drag; 100 ms is below what a user notices. */
+/* A config that arrives when none was applied for this long is applied at
+ * once; the ones arriving within this time after an apply are coalesced
+ * and only the newest is applied when the time is up. A client being
+ * resized sends one per frame of the drag; a single config (the common
+ * case: a client connects or goes full screen) waits for nothing. */
 #define DISPLAY_COALESCE_MS 100u
 /* RandR sends several notifications per change (screen, each CRTC, each
  * output); the state is read once, this long after the first of them. */
@@ -463,12 +465,19 @@ static void apply_pending(VaDisplay *d)
     refresh(d, false);
 }
 
+static GSource *add_timeout(VaDisplay *d, unsigned ms, GSourceFunc fn);
+
+/* The end of a quiet window after an apply: apply what came meanwhile (the
+ * newest), which opens a new window. */
 static gboolean apply_cb(gpointer user)
 {
     VaDisplay *d = user;
     g_source_unref(d->apply_src);
     d->apply_src = NULL;
-    apply_pending(d);
+    if (d->pending) {
+        apply_pending(d);
+        d->apply_src = add_timeout(d, DISPLAY_COALESCE_MS, apply_cb);
+    }
     return G_SOURCE_REMOVE;
 }
 
@@ -636,10 +645,12 @@ void va_display_handle_monitors_config(VaDisplay *d, const VdpMonitorsConfig *mc
     if (!d->pending)
         d->pending = g_new(VdpMonitorsConfig, 1);
     *d->pending = *mc;
-    /* The first config of a burst starts the clock; later ones only replace
-     * it, so a steady stream still gets applied every DISPLAY_COALESCE_MS. */
-    if (!d->apply_src)
-        d->apply_src = add_timeout(d, DISPLAY_COALESCE_MS, apply_cb);
+    /* Within the window after an apply the newest waits for its end, so a
+     * steady stream is applied every DISPLAY_COALESCE_MS; otherwise now. */
+    if (d->apply_src)
+        return;
+    apply_pending(d);
+    d->apply_src = add_timeout(d, DISPLAY_COALESCE_MS, apply_cb);
 }
 
 void va_display_handle_device_info(VaDisplay *d, const VdpGraphicsDeviceInfo *info)

