@@ -626,7 +626,8 @@ static void test_display_without_randr(void **state)
     } while (st.refused == 0 && g_get_monotonic_time() < end);
     pump_for(500);
     va_display_get_stats(d, &st);
-    assert_int_equal(st.refused, 1);    /* the burst was coalesced into one */
+    /* The first at once, the rest of the burst coalesced into one. */
+    assert_true(st.refused >= 1 && st.refused <= 2);
     assert_int_equal(st.applies, 0);
     assert_int_equal(fx.layouts->len, 1);
 
