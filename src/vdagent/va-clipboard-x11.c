@@ -22,7 +22,7 @@
 #include <X11/extensions/Xfixes.h>
 
 #include "va-clipboard-backend.h"
-#include "va-conn.h"
+#include "vdp-ratelimit.h"
 
 /* Pieces written to a requestor (direct appends and INCR steps), and the
  * size above which INCR is used: small enough for any server's request size
@@ -151,13 +151,13 @@ struct X11Backend {
     GuestSel g[VA_CLIP_NSEL];
 
     GSource *tick;
-    VaRateLimit rl;
+    VdpRateLimit rl;
 };
 
 /* Rate-limited log of something an application did. */
 #define APP_LOG(b, ...)                                    \
     do {                                                   \
-        if (va_rate_ok(&(b)->rl, "X clipboard"))           \
+        if (vdp_rate_ok(&(b)->rl, "X clipboard"))           \
             g_message(__VA_ARGS__);                        \
     } while (0)
 

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "va-clipboard-backend.h"
+#include "vdp-ratelimit.h"
 #include "va-clipboard.h"
-#include "va-conn.h"
 #include "vdp-ipc-msg.h"
 #include "vdp-wire.h"
 
@@ -97,13 +97,13 @@ struct VaClipboard {
     bool paused;
     unsigned host_answer_ms, app_ms;
     VaClipStats stats;
-    VaRateLimit rl;
+    VdpRateLimit rl;
 };
 
 /* Rate-limited log of something a peer did. */
 #define PEER_LOG(cb, ...)                                  \
     do {                                                   \
-        if (va_rate_ok(&(cb)->rl, "clipboard"))            \
+        if (vdp_rate_ok(&(cb)->rl, "clipboard"))            \
             g_message(__VA_ARGS__);                        \
     } while (0)
 

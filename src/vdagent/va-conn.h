@@ -64,34 +64,4 @@ VdpIpcConn *va_conn_get(VaConn *c);
 /* Attempts made since the last WELCOME (for tests and status). */
 unsigned va_conn_attempts(const VaConn *c);
 
-/* ---- rate limit for log lines a peer can trigger ---- */
-
-/* VA_LOG_BURST lines per VA_LOG_WINDOW_US, then one summary line: a
- * daemon or client repeating bad input cannot flood the journal. */
-#define VA_LOG_BURST 10u
-#define VA_LOG_WINDOW_US (10 * G_USEC_PER_SEC)
-
-typedef struct VaRateLimit {
-    gint64 start;
-    unsigned count, suppressed;
-} VaRateLimit;
-
-static inline bool va_rate_ok(VaRateLimit *rl, const char *what)
-{
-    gint64 now = g_get_monotonic_time();
-    if (rl->start == 0 || now - rl->start > VA_LOG_WINDOW_US) {
-        if (rl->suppressed)
-            g_message("(%u similar %s messages suppressed)", rl->suppressed, what);
-        rl->start = now;
-        rl->count = 0;
-        rl->suppressed = 0;
-    }
-    if (rl->count < VA_LOG_BURST) {
-        rl->count++;
-        return true;
-    }
-    rl->suppressed++;
-    return false;
-}
-
 #endif /* VA_CONN_H */

@@ -27,6 +27,7 @@
 #include "va-display-private.h"
 #include "va-display-randr.h"
 #include "va-display.h"
+#include "vdp-ratelimit.h"
 
 /* A config that arrives when none was applied for this long is applied at
  * once; the ones arriving within this time after an apply are coalesced
@@ -43,10 +44,6 @@
 #define DISPLAY_MAX_DPI 1000.0
 #define DISPLAY_DEFAULT_DPI 96.0
 #define MM_PER_INCH 25.4
-/* Log lines a peer can trigger (bad configs, unknown display ids): at most
- * this many per interval. */
-#define DISPLAY_LOG_BURST 10u
-#define DISPLAY_LOG_INTERVAL_US (60 * G_USEC_PER_SEC)
 
 typedef struct MapEntry {
     uint32_t display_id;
@@ -81,22 +78,12 @@ struct VaDisplay {
     GArray *map;                    /* MapEntry, from GRAPHICS_DEVICE_INFO */
 
     VaDisplayStats stats;
-    gint64 log_window;
-    unsigned log_count;
+    VdpRateLimit rl;            /* log lines the client can trigger */
 };
 
 static bool log_ok(VaDisplay *d)
 {
-    gint64 now = g_get_monotonic_time();
-    if (now - d->log_window > DISPLAY_LOG_INTERVAL_US) {
-        d->log_window = now;
-        d->log_count = 0;
-    }
-    if (d->log_count >= DISPLAY_LOG_BURST)
-        return false;
-    if (++d->log_count == DISPLAY_LOG_BURST)
-        g_message("display: further messages like the next are suppressed for a minute");
-    return true;
+    return vdp_rate_ok(&d->rl, "display");
 }
 
 /* ---- display ids <-> outputs ---- */

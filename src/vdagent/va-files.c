@@ -13,7 +13,7 @@
 #include <linux/openat2.h>
 #endif
 
-#include "va-conn.h"
+#include "vdp-ratelimit.h"
 #include "va-files.h"
 
 #define XFER_GROUP "vdagent-file-xfer"
@@ -81,7 +81,7 @@ struct VaFiles {
     bool paused;
     bool have_state;
     uint32_t session_flags;
-    VaRateLimit rl;
+    VdpRateLimit rl;
     gint64 last_open;        /* monotonic time of the last xdg-open, 0: never */
     GSource *open_timer;     /* a deferred xdg-open */
 };
@@ -376,7 +376,7 @@ static void send_status(VaFiles *f, uint32_t id, uint32_t result, uint64_t space
         m->u.xfer_status.error_code = (uint32_t)err;
     }
     VdpError e = {0};
-    if (vdp_ipc_conn_send_vdagent(f->conn, 0, m, &e) != VDP_OK && va_rate_ok(&f->rl, "file transfer"))
+    if (vdp_ipc_conn_send_vdagent(f->conn, 0, m, &e) != VDP_OK && vdp_rate_ok(&f->rl, "file transfer"))
         g_message("file transfer %u: could not send the status: %s", id, e.text);
     g_free(m);
 }
@@ -600,7 +600,7 @@ static void handle_start(VaFiles *f, const VdpFileXferStart *st)
     uint32_t id = st->id;
     if (g_hash_table_lookup(f->tasks, GUINT_TO_POINTER(id))) {
         /* Answering would end the running transfer with that id. */
-        if (va_rate_ok(&f->rl, "file transfer"))
+        if (vdp_rate_ok(&f->rl, "file transfer"))
             g_message("file transfer %u: START for a running transfer ignored", id);
         return;
     }
@@ -617,13 +617,13 @@ static void handle_start(VaFiles *f, const VdpFileXferStart *st)
         return;
     }
     if (f->pending + VA_FILES_JOB_COST > VA_FILES_PENDING_MAX) {
-        if (va_rate_ok(&f->rl, "file transfer"))
+        if (vdp_rate_ok(&f->rl, "file transfer"))
             g_message("file transfer %u refused: the daemon keeps sending while paused", id);
         send_status(f, id, VD_AGENT_FILE_XFER_STATUS_ERROR, 0, G_IO_ERROR_NO_SPACE);
         return;
     }
     if (g_hash_table_size(f->tasks) >= VA_FILES_MAX_TASKS) {
-        if (va_rate_ok(&f->rl, "file transfer"))
+        if (vdp_rate_ok(&f->rl, "file transfer"))
             g_message("file transfer %u refused: %u transfers running", id, VA_FILES_MAX_TASKS);
         send_status(f, id, VD_AGENT_FILE_XFER_STATUS_ERROR, 0, G_IO_ERROR_TOO_MANY_OPEN_FILES);
         return;
@@ -646,7 +646,7 @@ static void handle_start(VaFiles *f, const VdpFileXferStart *st)
     }
     if (why) {
         /* GKeyFile quotes the offending line: the client's bytes. */
-        if (va_rate_ok(&f->rl, "file transfer")) {
+        if (vdp_rate_ok(&f->rl, "file transfer")) {
             char *safe = log_safe(why);
             g_message("file transfer %u refused: bad FILE_XFER_START: %s", id, safe);
             g_free(safe);
@@ -655,7 +655,7 @@ static void handle_start(VaFiles *f, const VdpFileXferStart *st)
         goto out;
     }
     if (!(name = sanitize_name(raw, &why))) {
-        if (va_rate_ok(&f->rl, "file transfer"))
+        if (vdp_rate_ok(&f->rl, "file transfer"))
             g_message("file transfer %u refused: unusable file name (%s)", id, why);
         send_status(f, id, VD_AGENT_FILE_XFER_STATUS_ERROR, 0, G_IO_ERROR_INVALID_FILENAME);
         goto out;
@@ -697,7 +697,7 @@ static void handle_data(VaFiles *f, const VdpFileXferData *d)
         return;
     }
     if (!t->opened || t->finishing) {
-        if (va_rate_ok(&f->rl, "file transfer"))
+        if (vdp_rate_ok(&f->rl, "file transfer"))
             g_message("file transfer %u: data %s, failing it", d->id,
                       t->opened ? "past the end" : "before CAN_SEND_DATA");
         send_status(f, t->id, VD_AGENT_FILE_XFER_STATUS_ERROR, 0, G_IO_ERROR_INVALID_DATA);
@@ -705,7 +705,7 @@ static void handle_data(VaFiles *f, const VdpFileXferData *d)
         return;
     }
     if (d->size > t->size - t->queued) {
-        if (va_rate_ok(&f->rl, "file transfer"))
+        if (vdp_rate_ok(&f->rl, "file transfer"))
             g_message("file transfer %u: more data than the %" G_GUINT64_FORMAT " bytes announced", d->id,
                       t->size);
         send_status(f, t->id, VD_AGENT_FILE_XFER_STATUS_ERROR, 0, G_IO_ERROR_INVALID_DATA);
@@ -713,7 +713,7 @@ static void handle_data(VaFiles *f, const VdpFileXferData *d)
         return;
     }
     if (f->pending + d->size + VA_FILES_JOB_COST > VA_FILES_PENDING_MAX) {
-        if (va_rate_ok(&f->rl, "file transfer"))
+        if (vdp_rate_ok(&f->rl, "file transfer"))
             g_message("file transfer %u: the daemon keeps sending while paused, failing it", d->id);
         send_status(f, t->id, VD_AGENT_FILE_XFER_STATUS_ERROR, 0, G_IO_ERROR_NO_SPACE);
         task_drop(f, t);
@@ -737,7 +737,7 @@ static void handle_status(VaFiles *f, const VdpFileXferStatus *st)
         return;
     }
     if (st->result == VD_AGENT_FILE_XFER_STATUS_CAN_SEND_DATA) {
-        if (va_rate_ok(&f->rl, "file transfer"))
+        if (vdp_rate_ok(&f->rl, "file transfer"))
             g_message("file transfer %u: unexpected CAN_SEND_DATA from the client ignored", st->id);
         return;
     }

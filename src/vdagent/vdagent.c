@@ -19,6 +19,7 @@
 #include <X11/Xlib.h>
 
 #include "va-clipboard.h"
+#include "vdp-ratelimit.h"
 #include "va-conn.h"
 #include "va-display.h"
 #include "va-files.h"
@@ -54,7 +55,7 @@ typedef struct App {
     uint32_t session_flags;
     Atom manager_atom;
     int exit_status;
-    VaRateLimit rl;
+    VdpRateLimit rl;
 } App;
 
 static App app;
@@ -312,7 +313,7 @@ static void handle_vdagent(App *a, const uint8_t *payload, size_t len)
 {
     VdpError err = {0};
     if (len < VDP_IPC_VDAGENT_HEAD) {
-        if (va_rate_ok(&a->rl, "daemon message"))
+        if (vdp_rate_ok(&a->rl, "daemon message"))
             g_message("short VDAGENT envelope from the daemon dropped");
         return;
     }
@@ -321,7 +322,7 @@ static void handle_vdagent(App *a, const uint8_t *payload, size_t len)
     memset(m, 0, sizeof(*m));
     if (vdp_msg_decode(VDP_FROM_HOST, vdp_msg_port_for_type(type), type, payload + VDP_IPC_VDAGENT_HEAD,
                        len - VDP_IPC_VDAGENT_HEAD, &vdp_ipc_layout, m, &err) != VDP_OK) {
-        if (va_rate_ok(&a->rl, "daemon message"))
+        if (vdp_rate_ok(&a->rl, "daemon message"))
             g_message("invalid %s from the daemon dropped: %s",
                       vdp_msg_type_name(type) ? vdp_msg_type_name(type) : "message", err.text);
         return;
@@ -377,11 +378,11 @@ static bool on_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload
         close_fds(fds, nfds);
         VdpIpcMouse ev;
         if (vdp_ipc_mouse_decode(payload, hdr->size, &ev, &err) != VDP_OK) {
-            if (va_rate_ok(&a->rl, "daemon message"))
+            if (vdp_rate_ok(&a->rl, "daemon message"))
                 g_message("invalid MOUSE from the daemon dropped: %s", err.text);
         } else if (a->mouse) {
             va_mouse_handle(a->mouse, &ev);
-        } else if (va_rate_ok(&a->rl, "daemon message")) {
+        } else if (vdp_rate_ok(&a->rl, "daemon message")) {
             g_message("MOUSE from the daemon dropped: no XTEST");
         }
         return true;
@@ -390,7 +391,7 @@ static bool on_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload
         close_fds(fds, nfds);
         uint32_t flags;
         if (vdp_ipc_session_state_decode(payload, hdr->size, &flags, &err) != VDP_OK) {
-            if (va_rate_ok(&a->rl, "daemon message"))
+            if (vdp_rate_ok(&a->rl, "daemon message"))
                 g_message("invalid SESSION_STATE from the daemon dropped: %s", err.text);
             return true;
         }
@@ -418,7 +419,7 @@ static bool on_frame(void *user, const VdpIpcHeader *hdr, const uint8_t *payload
         return true;
     default:
         close_fds(fds, nfds);
-        if (va_rate_ok(&a->rl, "daemon message"))
+        if (vdp_rate_ok(&a->rl, "daemon message"))
             g_message("unexpected %s frame from the daemon ignored",
                       vdp_ipc_type_name(hdr->type) ? vdp_ipc_type_name(hdr->type) : "unknown");
         return true;

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "vdd-agents.h"
-#include "vdd-ratelimit.h"
+#include "vdp-ratelimit.h"
 #include "vdp-ipc-conn.h"
 #include "vdp-ipc-msg.h"
 #include "vdp-ipc.h"
@@ -73,7 +73,7 @@ struct VddAgents {
     unsigned next_serial;
     VdpMsg *scratch;            /* decoded VDAgent messages (large union) */
     gint64 last_accept_error_log;
-    VddRateLimit reject_log;    /* a local user can connect in a loop; an agent
+    VdpRateLimit reject_log;    /* a local user can connect in a loop; an agent
                                  * refused as a duplicate retries every 4 s */
 };
 
@@ -162,7 +162,7 @@ static void send_reject(VddAgent *a, uint32_t reason, const char *text)
 /* Reject and close; never notifies agent_removed (not an agent yet). */
 static void agent_reject(VddAgent *a, uint32_t reason, const char *text)
 {
-    if (vdd_rate_ok(&a->owner->reject_log, "connection rejected"))
+    if (vdp_rate_ok(&a->owner->reject_log, "connection rejected"))
         ALOG(G_LOG_LEVEL_MESSAGE, a, "rejected (%s): %s", vdp_ipc_reject_reason_name(reason), text);
     send_reject(a, reason, text);
     a->state = ST_HELLO;

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "vdd-clipboard.h"
-#include "vdd-ratelimit.h"
+#include "vdp-ratelimit.h"
 #include "vdp-wire.h"
 
 typedef enum Owner {
@@ -103,7 +103,7 @@ struct VddClip {
     size_t out_bytes;           /* payload bytes of the OUT_MSG items queued */
     GSource *retry;
 
-    VddRateLimit rl;
+    VdpRateLimit rl;
 };
 
 static const char *sel_name(unsigned sel)
@@ -226,7 +226,7 @@ static bool encode_for_client(VddClip *c, const VdpMsg *m, uint8_t **payload, si
     }
     return true;
 fail:
-    if (vdd_rate_ok(&c->rl, "clipboard"))
+    if (vdp_rate_ok(&c->rl, "clipboard"))
         g_message("clipboard: cannot encode %s for the client: %s", vdp_msg_type_name(m->type),
                   err.text[0] ? err.text : vdp_result_name(err.code));
     return false;
@@ -355,7 +355,7 @@ static void client_send(VddClip *c, const VdpMsg *m, unsigned sel, uint32_t type
     if (g_queue_is_empty(&c->out_queue) && !c->out.cur) {
         VdpResult r = out_send_msg(c, o);
         if (r != VDP_ERR_BUSY) {
-            if (r != VDP_OK && vdd_rate_ok(&c->rl, "clipboard"))
+            if (r != VDP_OK && vdp_rate_ok(&c->rl, "clipboard"))
                 g_message("clipboard: could not send %s to the client: %s", vdp_msg_type_name(m->type),
                           vdp_result_name(r));
             out_item_free(o);
@@ -435,7 +435,7 @@ static void out_read(VddClip *c)
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            if (vdd_rate_ok(&c->rl, "clipboard"))
+            if (vdp_rate_ok(&c->rl, "clipboard"))
                 g_warning("clipboard: reading the guest's data failed at %llu: %s",
                           (unsigned long long)(c->out.off + got), r < 0 ? g_strerror(errno) : "end of file");
             memset(c->out.buf + got, 0, n - got);
@@ -514,7 +514,7 @@ static void out_pump(VddClip *c)
                 out_wait(c);
                 return;
             }
-            if (r != VDP_OK && vdd_rate_ok(&c->rl, "clipboard"))
+            if (r != VDP_OK && vdp_rate_ok(&c->rl, "clipboard"))
                 g_message("clipboard: could not send %s to the client: %s", vdp_msg_type_name(o->msg_type),
                           vdp_result_name(r));
             out_unlink(c, c->out_queue.head);
@@ -529,7 +529,7 @@ static void out_pump(VddClip *c)
             return;
         }
         if (r != VDP_OK) {
-            if (vdd_rate_ok(&c->rl, "clipboard"))
+            if (vdp_rate_ok(&c->rl, "clipboard"))
                 g_message("clipboard: cannot send the guest's data: %s; empty data instead", vdp_result_name(r));
             if (!out_make_empty(c, o))
                 out_unlink(c, c->out_queue.head);
@@ -772,7 +772,7 @@ static void client_data_begin(VddClip *c, unsigned sel, uint32_t type, uint64_t 
     c->in.remaining = 0;
     AgentReq *r = sel < VDD_CLIP_NSEL ? g_queue_pop_head(&c->sel[sel].agent_reqs) : NULL;
     if (!r) {
-        if (vdd_rate_ok(&c->rl, "clipboard"))
+        if (vdp_rate_ok(&c->rl, "clipboard"))
             g_message("clipboard: %s data from the client without a request from the guest dropped",
                       sel_name(sel));
         return;
@@ -884,7 +884,7 @@ void vdd_clip_client_data_lost(VddClip *c, int selection)
     AgentReq *r = g_queue_pop_head(&c->sel[sel].agent_reqs);
     if (!r)
         return;
-    if (vdd_rate_ok(&c->rl, "clipboard"))
+    if (vdp_rate_ok(&c->rl, "clipboard"))
         g_message("clipboard: the client's %s data was dropped; the request it answered gets no data",
                   sel_name(sel));
     answer_req_none(c, sel, r);
@@ -954,7 +954,7 @@ static bool take_client_pending(VddClip *c, VddAgent *a, unsigned sel)
         return false;
     Sel *s = &c->sel[sel];
     if (!s->client_pending) {
-        if (vdd_rate_ok(&c->rl, "clipboard"))
+        if (vdp_rate_ok(&c->rl, "clipboard"))
             g_message("clipboard: agent pid %d sent %s data nobody asked for; dropped", agent_pid(a), sel_name(sel));
         return false;
     }
@@ -976,7 +976,7 @@ static bool size_ok(VddClip *c, uint64_t size)
     uint64_t lim = client_limit(c);
     if (size <= lim)
         return true;
-    if (vdd_rate_ok(&c->rl, "clipboard"))
+    if (vdp_rate_ok(&c->rl, "clipboard"))
         g_message("guest clipboard of %llu bytes is larger than the client's maximum %llu",
                   (unsigned long long)size, (unsigned long long)lim);
     return false;
@@ -999,7 +999,7 @@ void vdd_clip_agent_data_fd(VddClip *c, VddAgent *a, const VdpIpcClipHead *head,
     }
     if (!fd_acceptable(fd, head->size, why, sizeof(why))) {
         close(fd);
-        if (vdd_rate_ok(&c->rl, "clipboard"))
+        if (vdp_rate_ok(&c->rl, "clipboard"))
             g_message("clipboard: agent pid %d: refusing its %s data descriptor: %s", agent_pid(a),
                       sel_name(sel), why);
         client_send_empty(c, sel, head->type);
@@ -1034,7 +1034,7 @@ static void agent_clipboard(VddClip *c, VddAgent *a, const VdpClipboard *cb)
         return;
     }
     if (!g_queue_is_empty(&c->out_queue) && c->out_bytes + cb->size > VDD_CLIP_MAX_OUT_BYTES) {
-        if (vdd_rate_ok(&c->rl, "clipboard"))
+        if (vdp_rate_ok(&c->rl, "clipboard"))
             g_message("clipboard: %zu bytes already wait for the port; %s data of agent pid %d refused",
                       c->out_bytes, sel_name(sel), agent_pid(a));
         client_send_empty(c, sel, cb->type);
@@ -1099,7 +1099,7 @@ void vdd_clip_agent_msg(VddClip *c, VddAgent *a, const VdpMsg *m)
             return;
         }
         if (g_queue_get_length(&s->agent_reqs) >= VDD_CLIP_MAX_AGENT_PENDING) {
-            if (vdd_rate_ok(&c->rl, "clipboard"))
+            if (vdp_rate_ok(&c->rl, "clipboard"))
                 g_message("clipboard: %u %s requests wait for the client; one more of agent pid %d refused",
                           VDD_CLIP_MAX_AGENT_PENDING, sel_name(sel), agent_pid(a));
             agent_refuse(c, a, sel);

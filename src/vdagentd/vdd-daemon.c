@@ -10,7 +10,7 @@
 #include "vdd-input.h"
 #include "vdd-session.h"
 #include "vdd-status.h"
-#include "vdd-ratelimit.h"
+#include "vdp-ratelimit.h"
 #include "vdd-xfer.h"
 #include "vdp-caps.h"
 #include "vdp-ipc-msg.h"
@@ -69,7 +69,7 @@ struct VddDaemon {
      * received there is a FILE_XFER_DATA / a CLIPBOARD we route */
     bool streaming_xfer[2];
     bool streaming_clip[2];
-    VddRateLimit rl_drop, rl_mouse;
+    VdpRateLimit rl_drop, rl_mouse;
 };
 
 static const char *mouse_mode(const VddDaemon *d)
@@ -86,7 +86,7 @@ static void port_send(VddDaemon *d, const VdpMsg *m)
     VdpError err = {0};
     if (vdp_port_get_state(d->port) != VDP_PORT_STATE_OPEN)
         return;
-    if (vdp_port_send_msg(d->port, m, &d->layout, &err) != VDP_OK && vdd_rate_ok(&d->rl_drop, "protocol"))
+    if (vdp_port_send_msg(d->port, m, &d->layout, &err) != VDP_OK && vdp_rate_ok(&d->rl_drop, "protocol"))
         g_message("could not send %s to the host: %s", vdp_msg_type_name(m->type),
                   err.text[0] ? err.text : vdp_result_name(err.code));
 }
@@ -109,7 +109,7 @@ static void send_reply(VddDaemon *d, uint32_t chunk_port, uint32_t type, uint32_
     uint8_t buf[16];
     VdpError err = {0};
     size_t n = vdp_msg_encode_payload(&m, &d->layout, buf, sizeof(buf), &err);
-    if (n && vdp_port_send(d->port, chunk_port, VD_AGENT_REPLY, buf, n) != VDP_OK && vdd_rate_ok(&d->rl_drop, "protocol"))
+    if (n && vdp_port_send(d->port, chunk_port, VD_AGENT_REPLY, buf, n) != VDP_OK && vdp_rate_ok(&d->rl_drop, "protocol"))
         g_message("could not send REPLY to the host");
 }
 
@@ -414,7 +414,7 @@ static void handle_mouse(VddDaemon *d, const VdpMouseState *ms)
     }
     int32_t x, y;
     if (!vdd_layout_to_desktop(l, ms->display_id, ms->x, ms->y, &x, &y)) {
-        if (vdd_rate_ok(&d->rl_mouse, "mouse"))
+        if (vdp_rate_ok(&d->rl_mouse, "mouse"))
             g_message("mouse event for unknown display %u dropped", ms->display_id);
         return;
     }
@@ -468,7 +468,7 @@ static void handle_port_message(VddDaemon *d, uint32_t chunk_port, const VdpMsgH
     VdpMsg *m = d->scratch;
     VdpError err = {0};
     if (vdp_msg_decode(VDP_FROM_HOST, chunk_port, hdr->type, data, len, &d->layout, m, &err) != VDP_OK) {
-        if (vdd_rate_ok(&d->rl_drop, "protocol"))
+        if (vdp_rate_ok(&d->rl_drop, "protocol"))
             g_message("dropped a message from the host: %s", err.text);
         if (hdr->type == VD_AGENT_CLIPBOARD)
             clip_lost(d, chunk_port, data, len);
@@ -567,7 +567,7 @@ static void on_port_problem(void *user, VdpReasmEvent ev, uint32_t chunk_port, c
         g_message("agent port: %s; reconnecting", err ? err->text : "framing error");
         return;
     }
-    if (vdd_rate_ok(&d->rl_drop, "protocol"))
+    if (vdp_rate_ok(&d->rl_drop, "protocol"))
         g_message("dropped a message from the host (chunk port %u): %s", chunk_port,
                   err ? err->text : "invalid");
     if (hdr && hdr->type == VD_AGENT_CLIPBOARD)
@@ -603,7 +603,7 @@ static void on_stream_begin(void *user, uint32_t chunk_port, const VdpMsgHeader 
     VdpError err = {0};
     if (vdp_msg_decode_stream_head(VDP_FROM_HOST, chunk_port, hdr->type, head, head_len, hdr->size,
                                    &d->layout, m, &err) != VDP_OK) {
-        if (vdd_rate_ok(&d->rl_drop, "protocol"))
+        if (vdp_rate_ok(&d->rl_drop, "protocol"))
             g_message("dropped a message from the host: %s", err.text);
         if (hdr->type == VD_AGENT_CLIPBOARD)
             clip_lost(d, chunk_port, head, head_len);

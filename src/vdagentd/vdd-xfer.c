@@ -4,7 +4,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
-#include "vdd-ratelimit.h"
+#include "vdp-ratelimit.h"
 #include "vdd-xfer.h"
 
 
@@ -29,7 +29,7 @@ struct VddXfers {
 
     VddAgent *paused_for;     /* the port is paused until this agent drains */
 
-    VddRateLimit rl;
+    VdpRateLimit rl;
 };
 
 VddXfers *vdd_xfers_new(VdpPort *port, const VdpCaps *client_caps, const VdpLayout *layout)
@@ -102,7 +102,7 @@ static void send_client_status(VddXfers *x, uint32_t id, uint32_t result, bool h
         st->has_detail = false;
     }
     VdpError err = {0};
-    if (vdp_port_send_msg(x->port, m, x->layout, &err) != VDP_OK && vdd_rate_ok(&x->rl, "file transfer"))
+    if (vdp_port_send_msg(x->port, m, x->layout, &err) != VDP_OK && vdp_rate_ok(&x->rl, "file transfer"))
         g_message("could not send FILE_XFER_STATUS to the host: %s",
                   err.text[0] ? err.text : vdp_result_name(err.code));
 }
@@ -161,7 +161,7 @@ void vdd_xfers_client_start(VddXfers *x, VddAgent *active, bool locked, bool gre
         return;
     }
     if (g_hash_table_size(x->by_id) >= VDD_MAX_XFERS) {
-        if (vdd_rate_ok(&x->rl, "file transfer"))
+        if (vdp_rate_ok(&x->rl, "file transfer"))
             g_message("file transfer %u refused: %u transfers already running", id, VDD_MAX_XFERS);
         VdpFileXferStatus detail = {
             .error_type = VD_AGENT_FILE_XFER_STATUS_ERROR_GLIB_IO,
@@ -171,7 +171,7 @@ void vdd_xfers_client_start(VddXfers *x, VddAgent *active, bool locked, bool gre
         return;
     }
     if (lookup(x, id)) {
-        if (vdd_rate_ok(&x->rl, "file transfer"))
+        if (vdp_rate_ok(&x->rl, "file transfer"))
             g_message("file transfer %u refused: that id is already in use", id);
         send_client_status(x, id, VD_AGENT_FILE_XFER_STATUS_ERROR, false, NULL);
         return;
@@ -206,7 +206,7 @@ static Xfer *data_target(VddXfers *x, uint32_t id)
         return NULL;
     }
     if (!xf->can_send) {
-        if (vdd_rate_ok(&x->rl, "file transfer"))
+        if (vdp_rate_ok(&x->rl, "file transfer"))
             g_message("file transfer %u: data before the agent accepted it dropped", id);
         return NULL;
     }
@@ -290,7 +290,7 @@ void vdd_xfers_agent_status(VddXfers *x, VddAgent *a, const VdpMsg *status)
     if (!xf || xf->agent != a) {
         /* CVE-2020-25651: only the agent the transfer was given to speaks
          * for it; anyone else could otherwise steal the file's data. */
-        if (vdd_rate_ok(&x->rl, "file transfer"))
+        if (vdp_rate_ok(&x->rl, "file transfer"))
             g_message("agent pid %d: ignoring FILE_XFER_STATUS for transfer %u: %s", (int)vdd_agent_pid(a),
                       st->id, xf ? "it belongs to another agent" : "no such transfer");
         return;
