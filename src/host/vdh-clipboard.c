@@ -89,18 +89,6 @@ typedef struct ClipResult {
     uint32_t type;
 } ClipResult;
 
-static const char *sel_name(uint8_t sel)
-{
-    const char *n = vdp_selection_name(sel);
-    return n ? n : "unknown";
-}
-
-static const char *type_name(uint32_t type)
-{
-    const char *n = vdp_clipboard_type_name(type);
-    return n ? n : "unknown";
-}
-
 /* ---- state ---- */
 
 void vdh_clip_init(VdhHost *h)
@@ -184,7 +172,7 @@ static bool check_selection(VdhHost *h, uint8_t sel, GError **error)
         bool guest = vdh_guest_has(h, VD_AGENT_CAP_CLIPBOARD_SELECTION);
         g_set_error(error, VDH_ERROR, VDH_ERROR_CAPABILITY, "%s does not support %s (needed for "
                     "the %s selection)", guest ? "this host endpoint" : "the guest agent",
-                    vdp_cap_name(VD_AGENT_CAP_CLIPBOARD_SELECTION), sel_name(sel));
+                    vdp_cap_name(VD_AGENT_CAP_CLIPBOARD_SELECTION), vdp_selection_label(sel));
         return false;
     }
     return true;
@@ -303,13 +291,13 @@ void vdh_clip_on_request(VdhHost *h, const VdpClipboardRequest *r)
     bool have = s->offer && s->offer_type == r->type;
     GError *e = NULL;
     if (!have)
-        g_debug("guest requests %s on %s: not offered, answering none", type_name(r->type),
-                sel_name(r->selection));
+        g_debug("guest requests %s on %s: not offered, answering none", vdp_clipboard_type_label(r->type),
+                vdp_selection_label(r->selection));
     else if (g_bytes_get_size(s->offer) > VDH_CLIP_WHOLE_MAX &&
              g_queue_get_length(&h->clip->out) >= VDH_CLIP_MAX_OUT_STREAMS) {
         vdh_report_dropped(h, "CLIPBOARD_REQUEST of %s on the %s selection: %u answers are still "
-                           "being sent, answering none", type_name(r->type),
-                           sel_name(r->selection), VDH_CLIP_MAX_OUT_STREAMS);
+                           "being sent, answering none", vdp_clipboard_type_label(r->type),
+                           vdp_selection_label(r->selection), VDH_CLIP_MAX_OUT_STREAMS);
         if (h->dying)
             return;
         have = false;
@@ -385,7 +373,7 @@ static bool grab_is_current(VdhHost *h, const VdpClipboardGrab *g)
     if (g->serial < s->serial) {
         vdh_report_dropped(h, "CLIPBOARD_GRAB of the %s selection with serial %u: older than "
                            "serial %u, discarded (the later grab wins)",
-                           sel_name(g->selection), g->serial, s->serial);
+                           vdp_selection_label(g->selection), g->serial, s->serial);
         return false;
     }
     s->serial = g->serial + 1;
@@ -402,7 +390,7 @@ void vdh_clip_on_grab(VdhHost *h, const VdpClipboardGrab *g)
     memcpy(s->guest_types, g->types, g->ntypes * sizeof(g->types[0]));
     s->guest_ntypes = g->ntypes;
     if (s->offer)
-        g_debug("the guest took the %s selection: our offer ends", sel_name(g->selection));
+        g_debug("the guest took the %s selection: our offer ends", vdp_selection_label(g->selection));
     clear_offer(s);
     if (h->ev.clipboard_grab)
         h->ev.clipboard_grab(h->user, g->selection, s->guest_types, s->guest_ntypes);
@@ -447,7 +435,7 @@ static void get_request(VdhHost *h, ClipGet *get)
     if (!guest_offers(s, type)) {
         vdh_op_fail(get->op, VDH_ERROR_REFUSED,
                     "the guest does not offer %s on the %s selection (it offers %s)",
-                    type_name(type), sel_name(get->sel), type_name(s->guest_types[0]));
+                    vdp_clipboard_type_label(type), vdp_selection_label(get->sel), vdp_clipboard_type_label(s->guest_types[0]));
         return;
     }
     VdpMsg msg = {.type = VD_AGENT_CLIPBOARD_REQUEST};
@@ -461,8 +449,8 @@ static void get_request(VdhHost *h, ClipGet *get)
     get->type = type;
     get->requested = true;
     set_timeout_text(get->op, g_strdup_printf("the guest did not send its %s data of the %s "
-                                              "selection within %u ms", type_name(type),
-                                              sel_name(get->sel), get->op->timeout_ms));
+                                              "selection within %u ms", vdp_clipboard_type_label(type),
+                                              vdp_selection_label(get->sel), get->op->timeout_ms));
 }
 
 /* The answer is complete: deliver it (data is copied unless buf is given). */
@@ -473,7 +461,7 @@ static void get_complete(VdhHost *h, ClipGet *get, uint32_t type, const uint8_t 
         if (buf)
             g_byte_array_unref(buf);
         vdh_op_fail(get->op, VDH_ERROR_REFUSED, "the guest sent no %s data for the %s selection",
-                    type_name(get->type), sel_name(get->sel));
+                    vdp_clipboard_type_label(get->type), vdp_selection_label(get->sel));
         return;
     }
     ClipResult *r = g_new0(ClipResult, 1);
@@ -596,7 +584,7 @@ static bool get_start(VdhHost *h, VdhOp *op, uint8_t sel, uint32_t type, GError 
     Sel *s = &h->clip->sel[sel];
     if (s->get) {
         g_set_error(error, VDH_ERROR, VDH_ERROR_BUSY,
-                    "the %s selection is already being fetched from the guest", sel_name(sel));
+                    "the %s selection is already being fetched from the guest", vdp_selection_label(sel));
         return false;
     }
     ClipGet *get = g_new0(ClipGet, 1);
@@ -619,7 +607,7 @@ void vdh_host_clipboard_get_async(VdhHost *h, uint8_t selection, uint32_t type, 
         return;
     }
     vdh_op_set_timeout(op, timeout_ms, "the guest offered nothing on the %s selection within %u ms",
-                       sel_name(selection), timeout_ms ? timeout_ms : VDH_TIMEOUT_DEFAULT_MS);
+                       vdp_selection_label(selection), timeout_ms ? timeout_ms : VDH_TIMEOUT_DEFAULT_MS);
     if (h->clip->sel[selection].guest_ntypes)
         get_request(h, op->data);
 }

@@ -86,6 +86,18 @@ const char *vdp_selection_name(uint32_t selection)
     return selection < sizeof(names) / sizeof(names[0]) ? names[selection] : NULL;
 }
 
+const char *vdp_clipboard_type_label(uint32_t type)
+{
+    const char *n = vdp_clipboard_type_name(type);
+    return n ? n : "unknown";
+}
+
+const char *vdp_selection_label(uint32_t selection)
+{
+    const char *n = vdp_selection_name(selection);
+    return n ? n : "unknown";
+}
+
 const char *vdp_xfer_status_name(uint32_t result)
 {
     static const char *const names[] = {

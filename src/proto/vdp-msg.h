@@ -231,4 +231,8 @@ const char *vdp_clipboard_type_name(uint32_t type);          /* "utf8-text", "pn
 const char *vdp_selection_name(uint32_t selection);          /* "clipboard", "primary", "secondary" */
 const char *vdp_xfer_status_name(uint32_t result);           /* "can-send-data", ... */
 
+/* The same names for log lines: "unknown" instead of NULL. */
+const char *vdp_clipboard_type_label(uint32_t type);
+const char *vdp_selection_label(uint32_t selection);
+
 #endif /* VDP_MSG_H */

@@ -112,18 +112,6 @@ static bool type_is_data(uint32_t t)
     return t >= VD_AGENT_CLIPBOARD_UTF8_TEXT && t <= VD_AGENT_CLIPBOARD_IMAGE_JPG;
 }
 
-static const char *sel_name(unsigned sel)
-{
-    const char *n = vdp_selection_name(sel);
-    return n ? n : "?";
-}
-
-static const char *type_name(uint32_t t)
-{
-    const char *n = vdp_clipboard_type_name(t);
-    return n ? n : "?";
-}
-
 static void stop_timer(GSource **t)
 {
     if (*t) {
@@ -233,8 +221,8 @@ bool va_clip_fetch_write(VaClipboard *cb, unsigned sel, const uint8_t *p, size_t
     uint64_t max = client_max(cb);
     if (s->fetch_size > max || n > max - s->fetch_size) {
         g_message("clipboard: the guest's %s data on %s is larger than the client accepts "
-                  "(%" G_GUINT64_FORMAT " bytes); sending none", type_name(s->fetch_type),
-                  sel_name(sel), max);
+                  "(%" G_GUINT64_FORMAT " bytes); sending none", vdp_clipboard_type_label(s->fetch_type),
+                  vdp_selection_label(sel), max);
         s->fetch_over = true;
         return false;
     }
@@ -354,7 +342,7 @@ void va_clip_guest_grab(VaClipboard *cb, unsigned sel, const uint32_t *types, un
             s->owner = OWNER_NONE;
         s->n_guest_types = 0;
         if (was) {
-            g_debug("clipboard: the guest released %s", sel_name(sel));
+            g_debug("clipboard: the guest released %s", vdp_selection_label(sel));
             send_release(cb, sel);
         }
         return;
@@ -362,7 +350,7 @@ void va_clip_guest_grab(VaClipboard *cb, unsigned sel, const uint32_t *types, un
     s->owner = OWNER_GUEST;
     s->n_guest_types = MIN(ntypes, VDP_MAX_GRAB_TYPES);
     memcpy(s->guest_types, types, s->n_guest_types * sizeof(uint32_t));
-    g_debug("clipboard: a guest application owns %s (%u types)", sel_name(sel), s->n_guest_types);
+    g_debug("clipboard: a guest application owns %s (%u types)", vdp_selection_label(sel), s->n_guest_types);
     send_grab(cb, sel);
 }
 
@@ -410,7 +398,7 @@ static gboolean on_want_timeout(gpointer data)
     if (s->want) {
         PEER_LOG(cb, "clipboard: the client did not answer the request for %s on %s "
                      "within %u ms; refusing the application",
-                 type_name(s->want_type), sel_name(a->sel), cb->host_answer_ms);
+                 vdp_clipboard_type_label(s->want_type), vdp_selection_label(a->sel), cb->host_answer_ms);
         cb->stats.answer_timeouts++;
         want_give_up(cb, a->sel);
     }
@@ -531,21 +519,21 @@ static void stream_begin(VaClipboard *cb, const VdpIpcClipHead *h)
     SelState *s = h->selection < VA_CLIP_NSEL ? &cb->sel[h->selection] : NULL;
     if (s && s->stale > 0) {
         g_debug("clipboard: the late answer to a request given up on %s; dropped",
-                sel_name(h->selection));
+                vdp_selection_label(h->selection));
         s->stale--;
         cb->stream_discard = true;
     } else if (!s || !s->want) {
         PEER_LOG(cb, "clipboard: %s data for %s that nobody waits for; dropped",
-                 type_name(h->type), sel_name(h->selection));
+                 vdp_clipboard_type_label(h->type), vdp_selection_label(h->selection));
         cb->stream_discard = true;
     } else if (h->type == VD_AGENT_CLIPBOARD_NONE) {
-        g_debug("clipboard: the client has no %s data on %s", type_name(s->want_type),
-                sel_name(h->selection));
+        g_debug("clipboard: the client has no %s data on %s", vdp_clipboard_type_label(s->want_type),
+                vdp_selection_label(h->selection));
         cb->stream_discard = true;
         want_end(cb, h->selection, false);
     } else if (h->type != s->want_type) {
         PEER_LOG(cb, "clipboard: the client answered a request for %s with %s; refused",
-                 type_name(s->want_type), type_name(h->type));
+                 vdp_clipboard_type_label(s->want_type), vdp_clipboard_type_label(h->type));
         cb->stream_discard = true;
         want_end(cb, h->selection, false);
     } else {
@@ -610,9 +598,9 @@ static void client_grab(VaClipboard *cb, const VdpClipboardGrab *g)
         if (type_is_data(g->types[i]) && !has_type(s->client_types, s->n_client_types, g->types[i]))
             s->client_types[s->n_client_types++] = g->types[i];
     s->owner = OWNER_CLIENT;
-    g_debug("clipboard: the client owns %s (%u usable types)", sel_name(sel), s->n_client_types);
+    g_debug("clipboard: the client owns %s (%u usable types)", vdp_selection_label(sel), s->n_client_types);
     if (!cb->backend->ops->claim(cb->backend, sel, s->client_types, s->n_client_types)) {
-        g_message("clipboard: could not take %s for the client", sel_name(sel));
+        g_message("clipboard: could not take %s for the client", vdp_selection_label(sel));
         s->owner = OWNER_NONE;
         s->n_client_types = 0;
     }
@@ -629,12 +617,12 @@ static void client_request(VaClipboard *cb, const VdpClipboardRequest *r)
     SelState *s = &cb->sel[sel];
     if (s->owner != OWNER_GUEST || !has_type(s->guest_types, s->n_guest_types, r->type)) {
         g_debug("clipboard: the client asked for %s on %s, which the guest does not offer",
-                type_name(r->type), sel_name(sel));
+                vdp_clipboard_type_label(r->type), vdp_selection_label(sel));
         send_empty(cb, sel, VD_AGENT_CLIPBOARD_NONE);
         return;
     }
     if (s->n_creq >= VA_CLIP_MAX_CLIENT_REQUESTS) {
-        PEER_LOG(cb, "clipboard: too many requests from the client on %s; refused", sel_name(sel));
+        PEER_LOG(cb, "clipboard: too many requests from the client on %s; refused", vdp_selection_label(sel));
         send_empty(cb, sel, VD_AGENT_CLIPBOARD_NONE);
         return;
     }
@@ -814,7 +802,7 @@ bool va_clipboard_handle_frame(VaClipboard *cb, const VdpIpcHeader *hdr, const u
             return false;
         }
         if (cb->stream_open) {
-            g_debug("clipboard: the client's data on %s was aborted", sel_name(sel));
+            g_debug("clipboard: the client's data on %s was aborted", vdp_selection_label(sel));
             stream_close(cb, false);
         } else if (sel < VA_CLIP_NSEL) {
             want_end(cb, sel, false);

@@ -106,18 +106,6 @@ struct VddClip {
     VdpRateLimit rl;
 };
 
-static const char *sel_name(unsigned sel)
-{
-    const char *n = vdp_selection_name(sel);
-    return n ? n : "unknown";
-}
-
-static const char *type_name(uint32_t type)
-{
-    const char *n = vdp_clipboard_type_name(type);
-    return n ? n : "unknown";
-}
-
 static int agent_pid(const VddAgent *a)
 {
     return a ? (int)vdd_agent_pid(a) : -1;
@@ -398,7 +386,7 @@ static void answer_client_pending(VddClip *c, unsigned sel)
     for (unsigned i = 0; i < n; i++)
         client_send_empty(c, sel, VD_AGENT_CLIPBOARD_NONE);
     if (n)
-        g_debug("clipboard: answered %u pending %s request(s) of the client with no data", n, sel_name(sel));
+        g_debug("clipboard: answered %u pending %s request(s) of the client with no data", n, vdp_selection_label(sel));
 }
 
 /* ---- guest data -> client (the memfd streams) ---- */
@@ -539,7 +527,7 @@ static void out_pump(VddClip *c)
         out_check_pause(c);
         out_start(c, o);
         g_debug("clipboard: streaming %llu bytes of %s (%s) to the client", (unsigned long long)o->size,
-                sel_name(o->sel), type_name(o->type));
+                vdp_selection_label(o->sel), vdp_clipboard_type_label(o->type));
     }
 }
 
@@ -747,7 +735,7 @@ static void in_abort(VddClip *c, const char *why)
     VddAgent *a = c->in.agent;
     if (a) {
         if (why)
-            g_message("clipboard: %s transfer to agent pid %d aborted: %s", sel_name(c->in.sel), agent_pid(a),
+            g_message("clipboard: %s transfer to agent pid %d aborted: %s", vdp_selection_label(c->in.sel), agent_pid(a),
                       why);
         if (!vdd_agent_dropping(a))
             vdd_agent_send_clip_abort(a, c->in.sel);
@@ -774,20 +762,20 @@ static void client_data_begin(VddClip *c, unsigned sel, uint32_t type, uint64_t 
     if (!r) {
         if (vdp_rate_ok(&c->rl, "clipboard"))
             g_message("clipboard: %s data from the client without a request from the guest dropped",
-                      sel_name(sel));
+                      vdp_selection_label(sel));
         return;
     }
     VddAgent *a = r->agent;
     if (!a) {
         g_debug("clipboard: %s data from the client for a request nobody waits for any more dropped",
-                sel_name(sel));
+                vdp_selection_label(sel));
         g_free(r);
         return;
     }
     if (a != c->active || vdd_agent_dropping(a) || c->gated) {
         /* Not reached in practice: a switch or the gate answer the
          * requests and leave placeholders; the agent must not wait anyway. */
-        g_debug("clipboard: %s data for an agent that is no longer active dropped", sel_name(sel));
+        g_debug("clipboard: %s data for an agent that is no longer active dropped", vdp_selection_label(sel));
         answer_req_none(c, sel, r);
         g_free(r);
         return;
@@ -799,8 +787,8 @@ static void client_data_begin(VddClip *c, unsigned sel, uint32_t type, uint64_t 
     VdpIpcClipHead h = {.selection = sel, .type = type, .size = size};
     if (!vdd_agent_send_clip_begin(a, &h))
         return;
-    g_debug("clipboard: %s data from the client to agent pid %d: %s, %llu bytes", sel_name(sel), agent_pid(a),
-            type_name(type), (unsigned long long)size);
+    g_debug("clipboard: %s data from the client to agent pid %d: %s, %llu bytes", vdp_selection_label(sel), agent_pid(a),
+            vdp_clipboard_type_label(type), (unsigned long long)size);
     c->in.agent = a;
     c->in.remaining = size;
     /* the refusals that queued behind this request follow its data */
@@ -886,7 +874,7 @@ void vdd_clip_client_data_lost(VddClip *c, int selection)
         return;
     if (vdp_rate_ok(&c->rl, "clipboard"))
         g_message("clipboard: the client's %s data was dropped; the request it answered gets no data",
-                  sel_name(sel));
+                  vdp_selection_label(sel));
     answer_req_none(c, sel, r);
     g_free(r);
 }
@@ -940,7 +928,7 @@ static bool agent_ok(VddClip *c, VddAgent *a, unsigned sel, const char *what)
         return false;
     }
     if (!client_ok(c, sel)) {
-        g_debug("clipboard: %s (%s) from agent pid %d dropped: no client takes it", what, sel_name(sel),
+        g_debug("clipboard: %s (%s) from agent pid %d dropped: no client takes it", what, vdp_selection_label(sel),
                 agent_pid(a));
         return false;
     }
@@ -955,7 +943,7 @@ static bool take_client_pending(VddClip *c, VddAgent *a, unsigned sel)
     Sel *s = &c->sel[sel];
     if (!s->client_pending) {
         if (vdp_rate_ok(&c->rl, "clipboard"))
-            g_message("clipboard: agent pid %d sent %s data nobody asked for; dropped", agent_pid(a), sel_name(sel));
+            g_message("clipboard: agent pid %d sent %s data nobody asked for; dropped", agent_pid(a), vdp_selection_label(sel));
         return false;
     }
     s->client_pending--;
@@ -1001,7 +989,7 @@ void vdd_clip_agent_data_fd(VddClip *c, VddAgent *a, const VdpIpcClipHead *head,
         close(fd);
         if (vdp_rate_ok(&c->rl, "clipboard"))
             g_message("clipboard: agent pid %d: refusing its %s data descriptor: %s", agent_pid(a),
-                      sel_name(sel), why);
+                      vdp_selection_label(sel), why);
         client_send_empty(c, sel, head->type);
         return;
     }
@@ -1036,7 +1024,7 @@ static void agent_clipboard(VddClip *c, VddAgent *a, const VdpClipboard *cb)
     if (!g_queue_is_empty(&c->out_queue) && c->out_bytes + cb->size > VDD_CLIP_MAX_OUT_BYTES) {
         if (vdp_rate_ok(&c->rl, "clipboard"))
             g_message("clipboard: %zu bytes already wait for the port; %s data of agent pid %d refused",
-                      c->out_bytes, sel_name(sel), agent_pid(a));
+                      c->out_bytes, vdp_selection_label(sel), agent_pid(a));
         client_send_empty(c, sel, cb->type);
         return;
     }
@@ -1064,7 +1052,7 @@ void vdd_clip_agent_msg(VddClip *c, VddAgent *a, const VdpMsg *m)
         s->guest = a;
         s->ntypes = 0;
         s->client_forwarded = false;
-        g_debug("clipboard: the guest grabs %s (serial %u)", sel_name(sel), out->u.grab.serial);
+        g_debug("clipboard: the guest grabs %s (serial %u)", vdp_selection_label(sel), out->u.grab.serial);
         client_send(c, out, sel, 0, false);
         break;
     }
@@ -1072,7 +1060,7 @@ void vdd_clip_agent_msg(VddClip *c, VddAgent *a, const VdpMsg *m)
         unsigned sel = m->u.release.selection;
         Sel *s = sel < VDD_CLIP_NSEL ? &c->sel[sel] : NULL;
         if (!s || s->owner != OWNER_GUEST || s->guest != a) {
-            g_debug("clipboard: RELEASE of %s from agent pid %d, which does not own it, dropped", sel_name(sel),
+            g_debug("clipboard: RELEASE of %s from agent pid %d, which does not own it, dropped", vdp_selection_label(sel),
                     agent_pid(a));
             return;
         }
@@ -1094,14 +1082,14 @@ void vdd_clip_agent_msg(VddClip *c, VddAgent *a, const VdpMsg *m)
         Sel *s = &c->sel[sel];
         if (s->owner != OWNER_CLIENT) {
             g_debug("clipboard: agent pid %d requests %s, which the client does not own: no data", agent_pid(a),
-                    sel_name(sel));
+                    vdp_selection_label(sel));
             agent_refuse(c, a, sel);
             return;
         }
         if (g_queue_get_length(&s->agent_reqs) >= VDD_CLIP_MAX_AGENT_PENDING) {
             if (vdp_rate_ok(&c->rl, "clipboard"))
                 g_message("clipboard: %u %s requests wait for the client; one more of agent pid %d refused",
-                          VDD_CLIP_MAX_AGENT_PENDING, sel_name(sel), agent_pid(a));
+                          VDD_CLIP_MAX_AGENT_PENDING, vdp_selection_label(sel), agent_pid(a));
             agent_refuse(c, a, sel);
             return;
         }
@@ -1135,7 +1123,7 @@ static void client_grab(VddClip *c, const VdpClipboardGrab *g)
         } else if (g->serial == s->serial) {
             s->serial++;
         } else {
-            g_debug("clipboard: client grab of %s with serial %u discarded (expected %u)", sel_name(sel),
+            g_debug("clipboard: client grab of %s with serial %u discarded (expected %u)", vdp_selection_label(sel),
                     g->serial, s->serial);
             return;
         }
@@ -1148,11 +1136,11 @@ static void client_grab(VddClip *c, const VdpClipboardGrab *g)
     memcpy(s->types, g->types, s->ntypes * sizeof(s->types[0]));
     s->client_forwarded = false;
     if (c->gated) {
-        g_debug("clipboard: client grab of %s not passed on: the session is locked", sel_name(sel));
+        g_debug("clipboard: client grab of %s not passed on: the session is locked", vdp_selection_label(sel));
         return;
     }
     if (!c->active) {
-        g_debug("clipboard: client grab of %s: no active agent", sel_name(sel));
+        g_debug("clipboard: client grab of %s: no active agent", vdp_selection_label(sel));
         return;
     }
     agent_send_client_grab(c, c->active, sel);
@@ -1165,7 +1153,7 @@ static void client_release(VddClip *c, unsigned sel)
         return;
     Sel *s = &c->sel[sel];
     if (s->owner != OWNER_CLIENT) {
-        g_debug("clipboard: client release of %s, which it does not own, dropped", sel_name(sel));
+        g_debug("clipboard: client release of %s, which it does not own, dropped", vdp_selection_label(sel));
         return;
     }
     bool tell = s->client_forwarded;
@@ -1194,8 +1182,8 @@ static void client_request(VddClip *c, const VdpClipboardRequest *r, const VdpMs
     else if (s->client_pending >= VDD_CLIP_MAX_PENDING)
         why = "too many requests waiting";
     if (why) {
-        g_debug("clipboard: client request for %s (%s) answered with no data: %s", sel_name(sel),
-                type_name(r->type), why);
+        g_debug("clipboard: client request for %s (%s) answered with no data: %s", vdp_selection_label(sel),
+                vdp_clipboard_type_label(r->type), why);
         client_send_empty(c, sel, VD_AGENT_CLIPBOARD_NONE);
         return;
     }
@@ -1259,7 +1247,7 @@ static void detach_agent(VddClip *c, VddAgent *a, bool tell)
         if (s->owner == OWNER_GUEST && s->guest == a) {
             s->owner = OWNER_NONE;
             s->guest = NULL;
-            g_debug("clipboard: releasing %s towards the client: its agent %s", sel_name(i),
+            g_debug("clipboard: releasing %s towards the client: its agent %s", vdp_selection_label(i),
                     tell ? "is no longer active" : "left");
             client_send_release(c, i);
         }
