@@ -39,6 +39,7 @@
 #include "vdp-ipc.h"
 #include "vdp-msg.h"
 #include "vdp-wire.h"
+#include "vdp-xserver.h"
 
 #define SEL_CB VD_AGENT_CLIPBOARD_SELECTION_CLIPBOARD
 #define SEL_PRI VD_AGENT_CLIPBOARD_SELECTION_PRIMARY
@@ -54,48 +55,16 @@
 
 /* ---- the X server ---- */
 
-static GPid xvfb_pid;
+static VdpXServer xserver = {-1, ""};
 static char display_name[32];
 static char *tmpdir;
 
 static void start_xvfb(void)
 {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    char fdarg[16];
-    snprintf(fdarg, sizeof(fdarg), "%d", p[1]);
-    char *argv[] = {"Xvfb", "-displayfd", fdarg, "-nolisten", "tcp", "-screen", "0",
-                    "640x480x24", "-noreset", NULL};
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);   /* never outlive a crashed test */
-        close(p[0]);
-        int devnull = open("/dev/null", O_RDWR);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execvp("Xvfb", argv);
-        _exit(127);
-    }
-    xvfb_pid = pid;
-    close(p[1]);
-    char buf[16] = {0};
-    size_t n = 0;
-    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
-    while (n < sizeof(buf) - 1 && !strchr(buf, '\n')) {
-        struct pollfd pf = {.fd = p[0], .events = POLLIN};
-        int left = (int)((deadline - g_get_monotonic_time()) / 1000);
-        if (left <= 0 || poll(&pf, 1, left) <= 0)
-            break;
-        ssize_t r = read(p[0], buf + n, sizeof(buf) - 1 - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(p[0]);
-    if (!strchr(buf, '\n'))
+    const char *argv[] = {"Xvfb", "-nolisten", "tcp", "-screen", "0", "640x480x24", "-noreset", NULL};
+    if (!vdp_xserver_start(&xserver, argv, NULL, 30000))
         fail_msg("Xvfb did not start");
-    snprintf(display_name, sizeof(display_name), ":%d", atoi(buf));
+    g_strlcpy(display_name, xserver.name, sizeof(display_name));
     g_setenv("DISPLAY", display_name, TRUE);
 }
 
@@ -789,8 +758,7 @@ static int teardown_all(void **state)
     XCloseDisplay(tdpy);
     g_ptr_array_free(dm.recs, TRUE);
     reset_daemon();
-    kill(xvfb_pid, SIGTERM);
-    waitpid(xvfb_pid, NULL, 0);
+    vdp_xserver_stop(&xserver);
     char *cmd = g_strdup_printf("rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         g_message("cannot remove %s", tmpdir);

@@ -53,6 +53,7 @@
 #include "va-display-private.h"
 #include "va-display.h"
 #include "va-x11.h"
+#include "vdp-xserver.h"
 #include "vdp-ipc-conn.h"
 #include "vdp-ipc-msg.h"
 
@@ -62,7 +63,7 @@
 /* How long "nothing more happens" is watched: 10x the module's debounce. */
 #define QUIET_MS 1000
 
-static pid_t xorg_pid = -1;
+static VdpXServer xorg = {-1, ""};
 static char *tmpdir;
 static char display_name[32];
 
@@ -96,78 +97,29 @@ static bool dummy_driver_present(void)
 
 static bool start_xorg(void)
 {
-    int p[2];
-    if (pipe(p) != 0)
-        return false;
     char *conf = g_build_filename(srcdir(), "tests", "integration", "xorg-dummy.conf", NULL);
     char *confdir = g_build_filename(tmpdir, "xorg.conf.d", NULL);
     char *log = g_build_filename(tmpdir, "xorg.log", NULL);
     char *out = g_build_filename(tmpdir, "xorg.out", NULL);
     g_mkdir(confdir, 0700);
-    xorg_pid = fork();
-    if (xorg_pid == 0) {
-        dup2(p[1], 9);
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o >= 0) {
-            dup2(o, 1);
-            dup2(o, 2);
-        }
-        int n = open("/dev/null", O_RDONLY);
-        if (n >= 0)
-            dup2(n, 0);
-        setpgid(0, 0);
-        execlp("Xorg", "Xorg", "-noreset", "-nolisten", "tcp", "-config", conf, "-configdir",
-               confdir, "-logfile", log, "-displayfd", "9", (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
+    const char *argv[] = {"Xorg", "-noreset", "-nolisten", "tcp", "-config", conf,
+                          "-configdir", confdir, "-logfile", log, NULL};
+    bool ok = vdp_xserver_start(&xorg, argv, out, XORG_START_TIMEOUT_MS);
     g_free(conf);
     g_free(confdir);
     g_free(log);
     g_free(out);
-    if (xorg_pid < 0) {
-        close(p[0]);
-        return false;
-    }
-    char buf[32] = "";
-    size_t got = 0;
-    gint64 end = g_get_monotonic_time() + XORG_START_TIMEOUT_MS * 1000;
-    while (got < sizeof buf - 1 && !strchr(buf, '\n')) {
-        int left = (int)((end - g_get_monotonic_time()) / 1000);
-        struct pollfd pfd = {p[0], POLLIN, 0};
-        if (left <= 0 || poll(&pfd, 1, left) <= 0)
-            break;
-        ssize_t r = read(p[0], buf + got, sizeof buf - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        buf[got] = '\0';
-    }
-    close(p[0]);
-    int n = atoi(buf);
-    if (!strchr(buf, '\n') || n < 0) {
+    if (!ok) {
         fprintf(stderr, "Xorg did not start (see %s/xorg.out)\n", tmpdir);
         return false;
     }
-    snprintf(display_name, sizeof display_name, ":%d", n);
+    g_strlcpy(display_name, xorg.name, sizeof display_name);
     return true;
 }
 
 static void stop_xorg(void)
 {
-    if (xorg_pid <= 0)
-        return;
-    kill(xorg_pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(xorg_pid, NULL, WNOHANG) == xorg_pid) {
-            xorg_pid = -1;
-            return;
-        }
-        g_usleep(50000);
-    }
-    kill(xorg_pid, SIGKILL);
-    waitpid(xorg_pid, NULL, 0);
-    xorg_pid = -1;
+    vdp_xserver_stop(&xorg);
 }
 
 /* ---- the "daemon" end ---- */

@@ -52,6 +52,7 @@
 #include "va-display-private.h"
 #include "va-display.h"
 #include "va-x11.h"
+#include "vdp-xserver.h"
 #include "vdp-ipc-conn.h"
 #include "vdp-ipc-msg.h"
 
@@ -72,10 +73,7 @@
 #define NORANDR_W 1152
 #define NORANDR_H 864
 
-typedef struct XServer {
-    pid_t pid;
-    char name[32];
-} XServer;
+typedef VdpXServer XServer;
 
 static XServer xvfb = {-1, ""};
 /* What a test opened, closed by the teardown even when it fails half way. */
@@ -87,79 +85,17 @@ static XServer xvfb_norandr = {-1, ""};
 
 static bool start_xvfb(XServer *s, const char *geometry, bool no_randr)
 {
-    int p[2];
-    if (pipe(p) != 0)
-        return false;
-    char fdarg[16];
-    snprintf(fdarg, sizeof fdarg, "%d", p[1]);
-    const char *argv[16];
-    unsigned n = 0;
-    argv[n++] = "Xvfb";
-    argv[n++] = "-displayfd";
-    argv[n++] = fdarg;
-    argv[n++] = "-nolisten";
-    argv[n++] = "tcp";
-    argv[n++] = "-noreset";
-    argv[n++] = "-screen";
-    argv[n++] = "0";
-    argv[n++] = geometry;
-    if (no_randr) {
-        argv[n++] = "-extension";
-        argv[n++] = "RANDR";
-    }
-    argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);   /* never outlive a crashed test */
-        close(p[0]);
-        int devnull = open("/dev/null", O_RDWR);
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execvp("Xvfb", (char **)argv);
-        _exit(127);
-    }
-    s->pid = pid;
-    close(p[1]);
-    char buf[16] = {0};
-    size_t got = 0;
-    gint64 deadline = g_get_monotonic_time() + XVFB_START_TIMEOUT_MS * 1000;
-    while (got < sizeof buf - 1 && !strchr(buf, '\n')) {
-        struct pollfd pf = {.fd = p[0], .events = POLLIN};
-        int left = (int)((deadline - g_get_monotonic_time()) / 1000);
-        if (left <= 0 || poll(&pf, 1, left) <= 0)
-            break;
-        ssize_t r = read(p[0], buf + got, sizeof buf - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(p[0]);
-    if (!strchr(buf, '\n')) {
-        fprintf(stderr, "Xvfb did not start\n");
-        return false;
-    }
-    snprintf(s->name, sizeof s->name, ":%d", atoi(buf));
-    return true;
+    const char *argv[] = {"Xvfb", "-nolisten", "tcp", "-noreset", "-screen", "0", geometry,
+                          no_randr ? "-extension" : NULL, "RANDR", NULL};
+    if (vdp_xserver_start(s, argv, NULL, XVFB_START_TIMEOUT_MS))
+        return true;
+    fprintf(stderr, "Xvfb did not start\n");
+    return false;
 }
 
 static void stop_xvfb(XServer *s)
 {
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-            s->pid = -1;
-            return;
-        }
-        g_usleep(50000);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = -1;
+    vdp_xserver_stop(s);
 }
 
 /* ---- the flooding client ---- */
